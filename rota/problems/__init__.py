@@ -1,0 +1,1 @@
+"""Problem families: instance types, evaluators and file formats."""

@@ -1,0 +1,305 @@
+"""rota's JSON formats for routing instances, solutions and results.
+
+Instance (``"format": "rota.routing/1"``); only ``distance`` (or ``coords``)
+and ``vehicle_types`` are required::
+
+    {
+      "format": "rota.routing/1",
+      "name": "depot-and-3",
+      "distance": [[0, 5, 7, 3], [5, 0, 4, 6], [6, 4, 0, 2], [3, 6, 2, 0]],
+      "duration": null,                     # (n, n) travel times, optional
+      "depots": [0],
+      "demand": [0, 2, 3, 1],
+      "service_time": [0, 0, 0, 0],
+      "time_windows": [[0, 100], [0, 50], [10, 60], [0, 90]],   # optional
+      "coords": [[0, 0], [5, 0], [5, 4], [2, 3]],               # optional
+      "vehicle_types": [
+        {"capacity": 5, "count": 2, "fixed_cost": 0, "unit_distance_cost": 1,
+         "depot": 0, "name": "van"}
+      ],
+      "metadata": {"source": "hand-made"}
+    }
+
+``capacity: null`` is an uncapacitated vehicle and ``count: null`` an
+unlimited fleet. When ``distance`` is absent it is the Euclidean distance
+between ``coords``, rounded as ``"distance_rounding"`` says: ``"exact"``
+(default), ``"nearest"`` (nearest integer, as CVRPLIB) or ``"floor1"`` (down to
+one decimal, as Solomon's published BKS).
+
+A JSON-lines file (``.jsonl``) holds one instance per line; see
+:func:`read_instances`.
+
+Solution (``"format": "rota.solution/1"``)::
+
+    {"format": "rota.solution/1", "instance": "depot-and-3",
+     "routes": [{"visits": [1, 2], "vehicle_type": 0}, {"visits": [3], "vehicle_type": 0}]}
+
+Result (``"format": "rota.result/1"``): the solution plus ``objective``,
+``status``, ``runtime``, ``bound``, ``solver``, ``seed`` and ``stats``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rota.problems.routing import Route, RoutingInstance, RoutingSolution, VehicleType
+from rota.solvers.base import Result, Status
+
+INSTANCE_FORMAT = "rota.routing/1"
+SOLUTION_FORMAT = "rota.solution/1"
+RESULT_FORMAT = "rota.result/1"
+
+_ROUNDINGS = {
+    "exact": lambda d: d,
+    "nearest": lambda d: np.floor(d + 0.5),
+    "floor1": lambda d: np.floor(d * 10 + 1e-9) / 10,
+}
+
+
+class FormatError(ValueError):
+    """A file that does not follow its format; the message is one line."""
+
+
+def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
+    """Pairwise Euclidean distances, rounded by a named convention."""
+    if rounding not in _ROUNDINGS:
+        raise ValueError(
+            f"distance_rounding is {rounding!r}, expected one of {', '.join(_ROUNDINGS)}"
+        )
+    diff = coords[:, None, :] - coords[None, :, :]
+    return _ROUNDINGS[rounding](np.sqrt((diff**2).sum(-1)))
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: arrays to lists, infinities to None."""
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def instance_to_dict(instance: RoutingInstance) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "format": INSTANCE_FORMAT,
+        "name": instance.name,
+        "distance": instance.distance,
+        "depots": list(instance.depots),
+        "demand": instance.demand,
+        "service_time": instance.service_time,
+        "vehicle_types": [
+            {
+                "capacity": vt.capacity,
+                "count": vt.count,
+                "fixed_cost": vt.fixed_cost,
+                "unit_distance_cost": vt.unit_distance_cost,
+                "depot": vt.depot,
+                "name": vt.name,
+            }
+            for vt in instance.vehicle_types
+        ],
+        "metadata": dict(instance.metadata),
+    }
+    for optional in ("duration", "time_windows", "coords"):
+        value = getattr(instance, optional)
+        if value is not None:
+            data[optional] = value
+    return _plain(data)
+
+
+_VEHICLE_FIELDS = {"capacity", "count", "fixed_cost", "unit_distance_cost", "depot", "name"}
+_INSTANCE_FIELDS = {
+    "format", "name", "distance", "distance_rounding", "duration", "depots", "demand",
+    "service_time", "time_windows", "coords", "vehicle_types", "metadata",
+}  # fmt: skip
+
+
+def instance_from_dict(data: Any, where: str = "JSON") -> RoutingInstance:
+    """Build an instance from a decoded JSON object; errors name the field."""
+    if not isinstance(data, dict):
+        raise FormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    fmt = data.get("format", INSTANCE_FORMAT)
+    if fmt != INSTANCE_FORMAT:
+        raise FormatError(f"{where}: field 'format' is {fmt!r}, expected {INSTANCE_FORMAT!r}")
+    unknown = sorted(set(data) - _INSTANCE_FIELDS)
+    if unknown:
+        raise FormatError(f"{where}: unknown field {unknown[0]!r}")
+    if "vehicle_types" not in data:
+        raise FormatError(f"{where}: missing field 'vehicle_types'")
+    vehicles = data["vehicle_types"]
+    if not isinstance(vehicles, list):
+        raise FormatError(f"{where}: field 'vehicle_types' must be a list")
+    types = []
+    for k, vt in enumerate(vehicles):
+        if not isinstance(vt, dict):
+            raise FormatError(f"{where}: vehicle_types[{k}] must be an object")
+        extra = sorted(set(vt) - _VEHICLE_FIELDS)
+        if extra:
+            raise FormatError(f"{where}: vehicle_types[{k}] has unknown field {extra[0]!r}")
+        try:
+            types.append(VehicleType(**vt))
+        except (TypeError, ValueError) as exc:
+            raise FormatError(f"{where}: vehicle_types[{k}]: {exc}") from None
+    try:
+        if "distance" in data:
+            distance = data["distance"]
+        elif data.get("coords") is not None:
+            coords = np.asarray(data["coords"], dtype=float)
+            if coords.ndim != 2 or coords.shape[1] != 2:
+                raise ValueError(f"coords has shape {coords.shape}, expected (n, 2)")
+            distance = euclidean(coords, data.get("distance_rounding", "exact"))
+        else:
+            raise FormatError(f"{where}: missing field 'distance' (or 'coords')")
+        return RoutingInstance(
+            distance=distance,
+            vehicle_types=tuple(types),
+            depots=tuple(data.get("depots", (0,))),
+            demand=data.get("demand"),
+            service_time=data.get("service_time"),
+            time_windows=data.get("time_windows"),
+            duration=data.get("duration"),
+            coords=data.get("coords"),
+            name=str(data.get("name", "instance")),
+            metadata=data.get("metadata") or {},
+        )
+    except FormatError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{where}: {exc}") from None
+
+
+def solution_to_dict(solution: RoutingSolution, instance_name: str | None = None) -> dict:
+    data: dict[str, Any] = {"format": SOLUTION_FORMAT}
+    if instance_name is not None:
+        data["instance"] = instance_name
+    data["routes"] = [
+        {"visits": list(r.visits), "vehicle_type": r.vehicle_type} for r in solution.routes
+    ]
+    return data
+
+
+def solution_from_dict(data: Any, where: str = "JSON") -> RoutingSolution:
+    if not isinstance(data, dict) or not isinstance(data.get("routes"), list):
+        raise FormatError(f"{where}: expected an object with a 'routes' list")
+    routes = []
+    for r, route in enumerate(data["routes"]):
+        if isinstance(route, list):  # bare lists of clients are accepted too
+            route = {"visits": route}
+        if not isinstance(route, dict) or not isinstance(route.get("visits"), list):
+            raise FormatError(f"{where}: routes[{r}] must have a 'visits' list")
+        visits = route["visits"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in visits):
+            raise FormatError(f"{where}: routes[{r}].visits must hold integers, got {visits}")
+        vehicle_type = route.get("vehicle_type", 0)
+        if not isinstance(vehicle_type, int):
+            raise FormatError(f"{where}: routes[{r}].vehicle_type is {vehicle_type!r}")
+        routes.append(Route(tuple(visits), vehicle_type))
+    return RoutingSolution(tuple(routes))
+
+
+def result_to_dict(result: Result, instance_name: str | None = None) -> dict[str, Any]:
+    data = {
+        "format": RESULT_FORMAT,
+        "instance": instance_name,
+        "solver": result.solver,
+        "status": result.status.value,
+        "objective": result.objective,
+        "bound": result.bound,
+        "runtime": result.runtime,
+        "seed": result.seed,
+        "stats": dict(result.stats),
+        "solution": None,
+    }
+    if result.solution is not None:
+        data["solution"] = solution_to_dict(result.solution)["routes"]
+    return _plain(data)
+
+
+def result_from_dict(data: Any, where: str = "JSON") -> Result:
+    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
+        raise FormatError(f"{where}: expected a {RESULT_FORMAT!r} object")
+    try:
+        status = Status(data["status"])
+    except (KeyError, ValueError):
+        raise FormatError(f"{where}: field 'status' is {data.get('status')!r}") from None
+    routes = data.get("solution")
+    solution = None if routes is None else solution_from_dict({"routes": routes}, where)
+    return Result(
+        objective=data.get("objective"),
+        solution=solution,
+        status=status,
+        runtime=float(data.get("runtime", 0.0)),
+        solver=str(data.get("solver", "")),
+        seed=int(data.get("seed", 0)),
+        bound=data.get("bound"),
+        stats=data.get("stats") or {},
+    )
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+
+
+def read_instance(path: str | Path) -> RoutingInstance:
+    path = Path(path)
+    return instance_from_dict(_load(path), str(path))
+
+
+def read_instances(path: str | Path) -> list[RoutingInstance]:
+    """All instances of a JSON-lines file, one per non-empty line."""
+    path = Path(path)
+    instances = []
+    with path.open() as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FormatError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
+            instances.append(instance_from_dict(data, f"{path}: line {lineno}"))
+    return instances
+
+
+def read_solution(path: str | Path) -> RoutingSolution:
+    """A solution from a solution or result JSON file."""
+    path = Path(path)
+    data = _load(path)
+    if isinstance(data, dict) and data.get("format") == RESULT_FORMAT:
+        result = result_from_dict(data, str(path))
+        if result.solution is None:
+            raise FormatError(f"{path}: result has no solution (status {result.status.value})")
+        return result.solution
+    return solution_from_dict(data, str(path))
+
+
+def dumps_instance(instance: RoutingInstance) -> str:
+    """One-line JSON, as written in a JSON-lines set."""
+    return json.dumps(instance_to_dict(instance), separators=(",", ":"))
+
+
+def write_instance(instance: RoutingInstance, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(instance_to_dict(instance), indent=1) + "\n")
+
+
+def write_solution(solution: RoutingSolution, path: str | Path, instance_name: str | None = None):
+    Path(path).write_text(json.dumps(solution_to_dict(solution, instance_name), indent=1) + "\n")
+
+
+def write_result(result: Result, path: str | Path, instance_name: str | None = None) -> None:
+    Path(path).write_text(json.dumps(result_to_dict(result, instance_name), indent=1) + "\n")

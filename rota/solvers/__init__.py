@@ -1,0 +1,1 @@
+"""Solver backends behind one interface (see :mod:`rota.solvers.base`)."""
