@@ -53,9 +53,7 @@ class VehicleType:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.capacity is not None and not (
-            math.isfinite(self.capacity) and self.capacity > 0
-        ):
+        if self.capacity is not None and not (math.isfinite(self.capacity) and self.capacity > 0):
             raise ValueError(f"vehicle capacity must be positive and finite, got {self.capacity}")
         if self.count is not None and (int(self.count) != self.count or self.count < 1):
             raise ValueError(f"vehicle count must be a positive integer or None, got {self.count}")
@@ -350,9 +348,7 @@ class RoutingSolution:
     ) -> RoutingSolution:
         types = [0] * len(routes) if vehicle_types is None else list(vehicle_types)
         if len(types) != len(routes):
-            raise ValueError(
-                f"vehicle_types has {len(types)} entries for {len(routes)} routes"
-            )
+            raise ValueError(f"vehicle_types has {len(types)} entries for {len(routes)} routes")
         return cls(tuple(Route(tuple(r), t) for r, t in zip(routes, types, strict=True)))
 
     @property
@@ -456,9 +452,7 @@ def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation
     for c in np.flatnonzero(is_client & (seen == 0)):
         violations.append(Violation("unvisited", f"client {int(c)} is not visited"))
     for c in np.flatnonzero(seen > 1):
-        violations.append(
-            Violation("repeated", f"client {int(c)} is visited {int(seen[c])} times")
-        )
+        violations.append(Violation("repeated", f"client {int(c)} is visited {int(seen[c])} times"))
     for k, vt in enumerate(instance.vehicle_types):
         if vt.count is not None and used[k] > vt.count:
             violations.append(

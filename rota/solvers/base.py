@@ -69,7 +69,9 @@ class Stop:
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.time_limit) and self.time_limit > 0):
-            raise ValueError(f"time_limit must be a positive number of seconds, got {self.time_limit}")
+            raise ValueError(
+                f"time_limit must be a positive number of seconds, got {self.time_limit}"
+            )
 
     @property
     def elapsed(self) -> float:
@@ -183,7 +185,9 @@ def finish(
     stats["evaluated_objective"] = report.objective
     if report.violations:
         stats["violations"] = [str(v) for v in report.violations]
-        stats["error"] = f"{solver} returned a solution that breaks {len(report.violations)} constraint(s)"
+        stats["error"] = (
+            f"{solver} returned a solution that breaks {len(report.violations)} constraint(s)"
+        )
         return Result(report.objective, solution, Status.ERROR, runtime, solver, seed, bound, stats)
     objective = report.objective if backend_objective is None else float(backend_objective)
     return Result(objective, solution, status, runtime, solver, seed, bound, stats)

@@ -11,9 +11,17 @@ from pathlib import Path
 
 from rota.problems.io.json import (
     FormatError,
+)
+from rota.problems.io.json import (
     read_instance as read_json_instance,
+)
+from rota.problems.io.json import (
     read_instances as read_json_lines,
+)
+from rota.problems.io.json import (
     read_solution as read_json_solution,
+)
+from rota.problems.io.json import (
     write_solution as write_json_solution,
 )
 from rota.problems.routing import RoutingInstance, RoutingSolution
@@ -55,4 +63,3 @@ def read_solution(path: str | Path, instance: RoutingInstance | None = None) -> 
 
 def write_solution(solution: RoutingSolution, path: str | Path, instance=None) -> None:
     write_json_solution(solution, path, None if instance is None else instance.name)
-
