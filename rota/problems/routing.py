@@ -53,6 +53,12 @@ class VehicleType:
     name: str = ""
 
     def __post_init__(self) -> None:
+        for field_name in ("capacity", "fixed_cost", "unit_distance_cost", "count", "depot"):
+            value = getattr(self, field_name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float | np.number)
+            ):
+                raise ValueError(f"vehicle {field_name} must be a number, got {value!r}")
         if self.capacity is not None and not (math.isfinite(self.capacity) and self.capacity > 0):
             raise ValueError(f"vehicle capacity must be positive and finite, got {self.capacity}")
         if self.count is not None and (int(self.count) != self.count or self.count < 1):
@@ -63,6 +69,9 @@ class VehicleType:
                 raise ValueError(f"vehicle {field_name} must be finite and >= 0, got {value}")
         if int(self.depot) != self.depot or self.depot < 0:
             raise ValueError(f"vehicle depot must be a location index, got {self.depot}")
+        object.__setattr__(self, "depot", int(self.depot))
+        if self.count is not None:
+            object.__setattr__(self, "count", int(self.count))
 
 
 def _frozen_array(name: str, value: Any, ndim: int, dtype: Any = np.float64) -> np.ndarray:
@@ -147,7 +156,11 @@ class RoutingInstance:
         set_ = object.__setattr__
         set_(self, "distance", distance)
 
-        depots = tuple(int(d) for d in self.depots)
+        raw_depots = (self.depots,) if np.isscalar(self.depots) else tuple(self.depots)
+        for d in raw_depots:
+            if isinstance(d, bool) or not isinstance(d, int | float | np.number) or int(d) != d:
+                raise ValueError(f"depot {d!r} is not an integer location index")
+        depots = tuple(int(d) for d in raw_depots)
         if not depots:
             raise ValueError("depots must name at least one location, got ()")
         for d in depots:
@@ -203,6 +216,13 @@ class RoutingInstance:
         set_(self, "metadata", MappingProxyType(dict(self.metadata)))
 
     def _validate_fleet(self) -> None:
+        if isinstance(self.vehicle_types, VehicleType) or not isinstance(
+            self.vehicle_types, Sequence
+        ):
+            raise ValueError(
+                "vehicle_types must be a sequence of VehicleType, "
+                f"got {type(self.vehicle_types).__name__}"
+            )
         types = tuple(self.vehicle_types)
         if not types:
             raise ValueError("vehicle_types is empty: at least one vehicle type is needed")
@@ -282,7 +302,9 @@ class RoutingInstance:
 
     @property
     def is_heterogeneous(self) -> bool:
-        return len(self.vehicle_types) > 1 or any(
+        # Per-depot copies of one vehicle model are not a mixed fleet.
+        models = {(vt.capacity, vt.fixed_cost, vt.unit_distance_cost) for vt in self.vehicle_types}
+        return len(models) > 1 or any(
             vt.fixed_cost != 0 or vt.unit_distance_cost != 1 for vt in self.vehicle_types
         )
 
@@ -329,6 +351,9 @@ class Route:
     vehicle_type: int = 0
 
     def __post_init__(self) -> None:
+        bad = [v for v in self.visits if isinstance(v, bool) or int(v) != v]
+        if bad:
+            raise ValueError(f"route visit {bad[0]!r} is not an integer location index")
         object.__setattr__(self, "visits", tuple(int(v) for v in self.visits))
         object.__setattr__(self, "vehicle_type", int(self.vehicle_type))
 

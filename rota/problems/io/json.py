@@ -79,6 +79,8 @@ def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
 def _plain(value: Any) -> Any:
     """JSON-safe copy: arrays to lists, infinities to None."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind in "iub" or np.isfinite(value).all():
+            return value.tolist()
         return _plain(value.tolist())
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -294,7 +296,8 @@ def dumps_instance(instance: RoutingInstance) -> str:
 
 
 def write_instance(instance: RoutingInstance, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(instance_to_dict(instance), indent=1) + "\n")
+    # Compact: an indented (n, n) matrix puts one number per line.
+    Path(path).write_text(dumps_instance(instance) + "\n")
 
 
 def write_solution(solution: RoutingSolution, path: str | Path, instance_name: str | None = None):

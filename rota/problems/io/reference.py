@@ -1,0 +1,122 @@
+"""Best-known and optimal objective values stored beside instance files.
+
+For an instance file ``dir/NAME.ext`` the reference is looked up, in order:
+
+1. ``dir/OPTIMA.txt``: proven optima (``kind="optimal"``);
+2. ``dir/NAME.sol``: its last ``Cost`` line (``kind="bks"``);
+3. ``dir/BKS.txt``: best-known values (``kind="bks"``).
+
+``OPTIMA.txt`` and ``BKS.txt`` hold ``name value`` lines; ``#`` starts a
+comment. Names are matched against the file's stem.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from rota.problems.io.json import FormatError
+from rota.problems.io.vrplib import load_text
+
+__all__ = ["Reference", "reference_cost", "read_table"]
+
+_COST = re.compile(r"Cost\s*:?\s*(\S+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference objective value for an instance.
+
+    Attributes
+    ----------
+    value
+        The objective, in the units of the instance's own convention.
+    kind
+        ``"optimal"`` (proven) or ``"bks"`` (best known).
+    source
+        The file it came from.
+    """
+
+    value: float
+    kind: str
+    source: str
+
+
+def read_table(path: str | Path) -> dict[str, float]:
+    """``name value`` lines of an ``OPTIMA.txt``/``BKS.txt`` file, ``#`` comments skipped."""
+    path = Path(path)
+    table: dict[str, float] = {}
+    for lineno, raw in enumerate(load_text(path).splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        tokens = line.split()
+        if len(tokens) != 2:
+            raise FormatError(f"{path}: line {lineno}: expected 'name value' (got {line!r})")
+        name, text = tokens
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise FormatError(
+                f"{path}: line {lineno}: value of {name} is not a number (got {text!r})"
+            )
+        if name in table:
+            raise FormatError(f"{path}: line {lineno}: {name} appears twice")
+        table[name] = value
+    return table
+
+
+def _last_cost(path: Path) -> float | None:
+    cost = None
+    for lineno, raw in enumerate(load_text(path).splitlines(), 1):
+        match = _COST.fullmatch(raw.strip())
+        if match:
+            try:
+                cost = float(match.group(1))
+            except ValueError:
+                raise FormatError(
+                    f"{path}: line {lineno}: expected a number after Cost (got {match.group(1)!r})"
+                ) from None
+    return cost
+
+
+def reference_cost(path: str | Path) -> Reference | None:
+    """The best-known or optimal objective for the instance file ``path``.
+
+    Parameters
+    ----------
+    path
+        An instance file; its folder is searched as the module docstring says.
+
+    Returns
+    -------
+    Reference or None
+        ``None`` when no reference is stored for this instance.
+
+    Raises
+    ------
+    FormatError
+        When a reference file exists but is malformed.
+    """
+    path = Path(path)
+    folder, name = path.parent, path.stem
+    optima = folder / "OPTIMA.txt"
+    if optima.is_file():
+        table = read_table(optima)
+        if name in table:
+            return Reference(table[name], "optimal", str(optima))
+    solution = folder / f"{name}.sol"
+    if solution.is_file() and solution != path:
+        cost = _last_cost(solution)
+        if cost is not None:
+            return Reference(cost, "bks", str(solution))
+    best = folder / "BKS.txt"
+    if best.is_file():
+        table = read_table(best)
+        if name in table:
+            return Reference(table[name], "bks", str(best))
+    return None

@@ -1,0 +1,784 @@
+"""VRPLIB and TSPLIB text instances, and VRPLIB ``.sol`` solutions.
+
+Instances
+---------
+A file is a header of ``KEY : value`` lines followed by ``*_SECTION`` blocks of
+numbers, optionally ending with ``EOF``. Supported:
+
+- ``TYPE``: ``TSP`` and ``ATSP`` (one uncapacitated vehicle, ``count=1``,
+  depot 0), ``CVRP``/``ACVRP``, ``VRPTW``/``CVRPTW`` and ``HFVRP``. Without
+  ``TYPE``, a file with a ``DEMAND_SECTION`` is a CVRP and one without is a TSP.
+- ``EDGE_WEIGHT_TYPE``: ``EUC_2D`` (rounded to the nearest integer,
+  ``floor(d + 0.5)``, the CVRPLIB convention), ``CEIL_2D``, ``ATT`` (TSPLIB
+  pseudo-Euclidean) and ``EXPLICIT`` with ``EDGE_WEIGHT_FORMAT``
+  ``FULL_MATRIX``, ``LOWER_ROW``, ``LOWER_DIAG_ROW``, ``UPPER_ROW``,
+  ``UPPER_DIAG_ROW`` (and their ``*_COL`` twins). Numbers may wrap over lines
+  anywhere. The diagonal is set to 0: TSPLIB files store 9999 or 100000000
+  there, which is not a cost.
+- Sections: ``NODE_COORD_SECTION``, ``DISPLAY_DATA_SECTION`` (coordinates for
+  plots), ``DEMAND_SECTION``, ``DEPOT_SECTION`` (1-based node ids ending with
+  ``-1`` or at the end of the file), ``EDGE_WEIGHT_SECTION``,
+  ``SERVICE_TIME_SECTION`` and ``TIME_WINDOW_SECTION``; header ``SERVICE_TIME``
+  gives every client the same service time.
+- The heterogeneous-fleet dialect of Pessoa et al. (2018) as converted for
+  PyVRP: ``VEHICLES : k`` and one row per vehicle in ``CAPACITY_SECTION``,
+  ``VEHICLES_FIXED_COST_SECTION``, ``VEHICLES_UNIT_DISTANCE_COST_SECTION`` and
+  ``VEHICLES_DEPOT_SECTION``. Consecutive identical vehicles become one
+  :class:`~rota.problems.routing.VehicleType` with ``count`` set, in file order,
+  so vehicle slot ``i`` of a ``.sol`` file maps to a type. With ``TYPE :
+  HFVRP`` the distances are exact (unrounded) Euclidean and costs are scaled by
+  100, so ``fixed_cost = fixed / 100`` and ``unit_distance_cost = unit / 100``;
+  this reproduces the published objectives.
+
+Node ids are 1-based in files and locations are 0-based in rota. Fields rota
+cannot model (``DISTANCE`` route-length limits, unknown sections) are refused
+rather than dropped.
+
+Solutions
+---------
+``Route #i: c1 c2 ...`` lines with 0-based location indices and the depot
+(location 0) implicit, as CVRPLIB publishes them, optionally followed by a
+``Cost X`` or ``Cost: X`` line. For a fleet of several vehicle types with
+finite counts, route ``i`` is vehicle slot ``i`` (empty routes allowed) and the
+slot determines the vehicle type; :func:`write_solution` writes the same
+convention. Instances whose depot is not location 0, or that have several
+depots, are refused by the writer: the format cannot say which depot a route
+uses. Use rota's JSON solution format for those.
+
+Every malformed file raises :class:`~rota.problems.io.json.FormatError` with a
+one-line message ``path: line N: ...`` or ``path: field X: ...``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+
+from rota.problems.io.json import FormatError, euclidean
+from rota.problems.routing import Route, RoutingInstance, RoutingSolution, VehicleType, evaluate
+
+__all__ = [
+    "load_text", "read_instance", "read_solution", "write_solution", "distance_matrix",
+    "HFVRP_COST_SCALE",
+]  # fmt: skip
+
+#: Divisor applied to the vehicle cost sections of ``TYPE : HFVRP`` files.
+HFVRP_COST_SCALE = 100.0
+
+_TSP_TYPES = {"TSP", "ATSP"}
+_VRP_TYPES = {"CVRP", "ACVRP", "VRPTW", "CVRPTW", "HFVRP"}
+_EDGE_WEIGHT_TYPES = {"EUC_2D", "CEIL_2D", "ATT", "EXPLICIT"}
+_ROUNDING_OF = {"EUC_2D": "nearest", "CEIL_2D": "ceil", "ATT": "att", "EXPLICIT": "explicit"}
+# Triangular formats read in the same order as their row twin: a symmetric
+# matrix's upper columns are its lower rows.
+_WEIGHT_FORMATS = {
+    "FULL_MATRIX": "FULL_MATRIX",
+    "LOWER_ROW": "LOWER_ROW",
+    "UPPER_COL": "LOWER_ROW",
+    "LOWER_DIAG_ROW": "LOWER_DIAG_ROW",
+    "UPPER_DIAG_COL": "LOWER_DIAG_ROW",
+    "UPPER_ROW": "UPPER_ROW",
+    "LOWER_COL": "UPPER_ROW",
+    "UPPER_DIAG_ROW": "UPPER_DIAG_ROW",
+    "LOWER_DIAG_COL": "UPPER_DIAG_ROW",
+}
+# Header keys that carry no data rota needs but are harmless to skip.
+_IGNORED_KEYS = {"NAME", "COMMENT", "DISPLAY_DATA_TYPE"}
+_KNOWN_KEYS = _IGNORED_KEYS | {
+    "TYPE", "DIMENSION", "CAPACITY", "EDGE_WEIGHT_TYPE", "EDGE_WEIGHT_FORMAT",
+    "NODE_COORD_TYPE", "VEHICLES", "SERVICE_TIME", "DISTANCE",
+}  # fmt: skip
+_VEHICLE_SECTIONS = (
+    "CAPACITY_SECTION",
+    "VEHICLES_FIXED_COST_SECTION",
+    "VEHICLES_UNIT_DISTANCE_COST_SECTION",
+    "VEHICLES_DEPOT_SECTION",
+)
+_NODE_SECTIONS = (
+    "NODE_COORD_SECTION",
+    "DISPLAY_DATA_SECTION",
+    "DEMAND_SECTION",
+    "SERVICE_TIME_SECTION",
+    "TIME_WINDOW_SECTION",
+)
+_SECTIONS = {"DEPOT_SECTION", "EDGE_WEIGHT_SECTION", *_NODE_SECTIONS, *_VEHICLE_SECTIONS}
+
+_HEADER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)")
+_SECTION = re.compile(r"([A-Z][A-Z0-9_]*_SECTION)\s*:?\s*(.*)")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_ROUTE = re.compile(r"Route\s*#\s*(\S+?)\s*:(.*)", re.IGNORECASE)
+_COST = re.compile(r"Cost\s*:?\s*(\S+)\s*", re.IGNORECASE)
+
+
+def load_text(path: str | Path) -> str:
+    """The file's text, or a one-line :class:`FormatError` if it is not readable text."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FormatError(f"{path}: is a directory, expected a file") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read file ({exc.strerror})") from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise FormatError(f"{path}: binary data, not text (NUL byte at offset {nul})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
+    if not text.strip():
+        raise FormatError(f"{path}: file is empty")
+    return text
+
+
+def distance_matrix(coords: np.ndarray, rounding: str) -> np.ndarray:
+    """Pairwise distances between ``coords`` under a TSPLIB/CVRPLIB convention.
+
+    Parameters
+    ----------
+    coords
+        ``(n, 2)`` coordinates.
+    rounding
+        ``"exact"``, ``"nearest"`` (``floor(d + 0.5)``, CVRPLIB's ``EUC_2D``),
+        ``"floor1"`` (down to one decimal, Solomon's BKS), ``"ceil"``
+        (``CEIL_2D``) or ``"att"`` (TSPLIB pseudo-Euclidean ``ATT``).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if rounding in ("exact", "nearest", "floor1"):
+        return euclidean(coords, rounding)
+    diff = coords[:, None, :] - coords[None, :, :]
+    squared = (diff**2).sum(-1)
+    if rounding == "ceil":
+        return np.ceil(np.sqrt(squared))
+    if rounding == "att":
+        r = np.sqrt(squared / 10.0)
+        t = np.floor(r + 0.5)
+        return np.where(t < r, t + 1, t)
+    raise ValueError(f"rounding is {rounding!r}, expected one of exact, nearest, floor1, ceil, att")
+
+
+# -- instance parsing ----------------------------------------------------------
+
+
+@dataclass
+class _Section:
+    line: int  # where the *_SECTION keyword is
+    rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (line, tokens)
+
+
+class _File:
+    """A VRPLIB file split into header fields and raw section rows."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.header: dict[str, tuple[int, str]] = {}
+        self.sections: dict[str, _Section] = {}
+        current: _Section | None = None
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            line = raw.strip()
+            if not line:
+                continue
+            if line[0] in "0123456789+-.":
+                if current is None:
+                    self.fail(lineno, f"expected 'KEY : value' or *_SECTION (got {line!r})")
+                current.rows.append((lineno, line.split()))
+                continue
+            if line == "EOF":
+                break
+            section = _SECTION.fullmatch(line)
+            if section:
+                name = section.group(1)
+                if name not in _SECTIONS:
+                    self.fail(lineno, f"unsupported section {name}")
+                if name in self.sections:
+                    self.fail(lineno, f"{name} appears twice")
+                current = self.sections[name] = _Section(lineno)
+                if section.group(2):
+                    current.rows.append((lineno, section.group(2).split()))
+                continue
+            header = _HEADER.fullmatch(line)
+            if header is None:
+                self.fail(
+                    lineno,
+                    f"expected 'KEY : value', a *_SECTION keyword, numbers or EOF (got {line!r})",
+                )
+            key, value = header.group(1).upper(), header.group(2).strip()
+            if key not in _KNOWN_KEYS:
+                self.fail(lineno, f"unknown field {key}")
+            if key in self.header:
+                self.fail(lineno, f"field {key} appears twice")
+            self.header[key] = (lineno, value)
+            current = None
+
+    # -- errors ----------------------------------------------------------------
+    def fail(self, line: int, message: str) -> NoReturn:
+        raise FormatError(f"{self.path}: line {line}: {message}")
+
+    def fail_field(self, name: str, message: str) -> NoReturn:
+        raise FormatError(f"{self.path}: field {name}: {message}")
+
+    # -- header values ---------------------------------------------------------
+    def text(self, key: str, default: str | None = None) -> str | None:
+        return self.header[key][1] if key in self.header else default
+
+    def word(self, key: str) -> str | None:
+        """An upper-case keyword value (``TYPE``, ``EDGE_WEIGHT_TYPE``, ...)."""
+        value = self.text(key)
+        if value is None:
+            return None
+        if not value:
+            self.fail(self.header[key][0], f"field {key} has no value")
+        return value.split()[0].upper()
+
+    def number(self, key: str, *, integer: bool = False, positive: bool = True) -> float | None:
+        if key not in self.header:
+            return None
+        line, value = self.header[key]
+        what = "a positive integer" if integer else "a positive number"
+        if not positive:
+            what = "a number >= 0"
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(line, f"field {key} must be {what} (got {value!r})")
+        ok = math.isfinite(number) and (number > 0 if positive else number >= 0)
+        if not ok or (integer and not number.is_integer()):
+            self.fail(line, f"field {key} must be {what} (got {value!r})")
+        return int(number) if integer else number
+
+    # -- sections --------------------------------------------------------------
+    def numbers(self, name: str) -> np.ndarray:
+        """All numbers of a section in order; a bad token fails naming its line."""
+        section = self.sections[name]
+        tokens = [t for _, row in section.rows for t in row]
+        try:
+            values = np.array(tokens, dtype=np.float64)
+        except ValueError:
+            values = None
+        if values is None or not np.isfinite(values).all():
+            self._locate_bad_token(name)
+        return values
+
+    def _locate_bad_token(self, name: str) -> NoReturn:
+        section = self.sections[name]
+        for line, row in section.rows:
+            for token in row:
+                if not _NUMBER.fullmatch(token):
+                    self.fail(line, f"{name}: expected a finite number (got {token!r})")
+        self.fail(section.line, f"{name}: holds a value that is not a finite number")
+
+    def node_rows(
+        self, name: str, columns: Sequence[str], n: int, count_field: str = "DIMENSION"
+    ) -> np.ndarray:
+        """A section of ``id value...`` rows, one per id ``1..n``, ordered by id."""
+        section = self.sections[name]
+        width = len(columns) + 1
+        layout = " ".join(("id", *columns))
+        values = self.numbers(name)
+        out = np.empty((n, len(columns)))
+        seen = np.zeros(n, dtype=bool)
+        for line, row in section.rows:
+            if len(row) != width:
+                self.fail(line, f"{name}: expected {width} numbers '{layout}' (got {len(row)})")
+        table = values.reshape(-1, width)
+        for (line, _), record in zip(section.rows, table, strict=True):
+            node = record[0]
+            if not node.is_integer() or not 1 <= node <= n:
+                self.fail(line, f"{name}: id must be an integer in 1..{n} (got {node:g})")
+            i = int(node) - 1
+            if seen[i]:
+                self.fail(line, f"{name}: id {i + 1} appears twice")
+            seen[i] = True
+            out[i] = record[1:]
+        if not seen.all():
+            missing = int(np.flatnonzero(~seen)[0]) + 1
+            given = int(seen.sum())
+            self.fail_field(
+                name, f"{count_field} is {n} but {given} rows are given (id {missing} missing)"
+            )
+        return out
+
+    def depots(self, n: int) -> list[int]:
+        section = self.sections["DEPOT_SECTION"]
+        depots: list[int] = []
+        ended = False
+        for line, row in section.rows:
+            for token in row:
+                if ended:
+                    self.fail(line, f"DEPOT_SECTION: number after the closing -1 (got {token!r})")
+                try:
+                    node = int(token)
+                except ValueError:
+                    self.fail(line, f"DEPOT_SECTION: expected a node id or -1 (got {token!r})")
+                if node == -1:
+                    ended = True
+                    continue
+                if not 1 <= node <= n:
+                    self.fail(line, f"DEPOT_SECTION: node id must be in 1..{n} (got {node})")
+                if node - 1 in depots:
+                    self.fail(line, f"DEPOT_SECTION: node {node} appears twice")
+                depots.append(node - 1)
+        if not depots:
+            self.fail(section.line, "DEPOT_SECTION names no depot")
+        return depots
+
+    def edge_weights(self, n: int) -> tuple[np.ndarray, bool]:
+        """The explicit matrix, and whether its file diagonal held nonzero values."""
+        fmt_name = self.word("EDGE_WEIGHT_FORMAT")
+        if fmt_name is None:
+            self.fail_field("EDGE_WEIGHT_FORMAT", "missing; EDGE_WEIGHT_TYPE EXPLICIT needs it")
+        if fmt_name not in _WEIGHT_FORMATS:
+            self.fail(
+                self.header["EDGE_WEIGHT_FORMAT"][0],
+                f"field EDGE_WEIGHT_FORMAT must be one of {', '.join(_WEIGHT_FORMATS)} "
+                f"(got {fmt_name})",
+            )
+        if "EDGE_WEIGHT_SECTION" not in self.sections:
+            self.fail_field("EDGE_WEIGHT_SECTION", "missing; EDGE_WEIGHT_TYPE EXPLICIT needs it")
+        values = self.numbers("EDGE_WEIGHT_SECTION")
+        fmt = _WEIGHT_FORMATS[fmt_name]
+        if fmt == "FULL_MATRIX":
+            rows, cols = np.indices((n, n)).reshape(2, -1)
+        elif fmt == "LOWER_ROW":
+            rows, cols = np.tril_indices(n, -1)
+        elif fmt == "LOWER_DIAG_ROW":
+            rows, cols = np.tril_indices(n)
+        elif fmt == "UPPER_ROW":
+            rows, cols = np.triu_indices(n, 1)
+        else:
+            rows, cols = np.triu_indices(n)
+        if values.size != rows.size:
+            self.fail(
+                self.sections["EDGE_WEIGHT_SECTION"].line,
+                f"EDGE_WEIGHT_SECTION: {fmt_name} with DIMENSION {n} needs {rows.size} numbers "
+                f"(got {values.size})",
+            )
+        matrix = np.zeros((n, n))
+        matrix[rows, cols] = values
+        if fmt != "FULL_MATRIX":
+            matrix[cols, rows] = values
+        nonzero_diagonal = bool(np.diag(matrix).any())
+        np.fill_diagonal(matrix, 0.0)
+        return matrix, nonzero_diagonal
+
+
+def read_instance(
+    path: str | Path,
+    *,
+    rounding: str | None = None,
+    cost_scale: float | None = None,
+    text: str | None = None,
+) -> RoutingInstance:
+    """Read a VRPLIB or TSPLIB instance.
+
+    Parameters
+    ----------
+    path
+        The file.
+    rounding
+        Override the distance convention of ``EUC_2D`` files (``"exact"``,
+        ``"nearest"``, ``"floor1"``, ``"ceil"``); by default ``"nearest"``
+        (CVRPLIB), or ``"exact"`` for ``TYPE : HFVRP``.
+    cost_scale
+        Divisor of the vehicle cost sections; by default 100 for ``TYPE :
+        HFVRP`` and 1 otherwise.
+    text
+        The file's content when the caller already read it.
+
+    Returns
+    -------
+    RoutingInstance
+        ``metadata`` records ``source``, ``format``, ``type``,
+        ``edge_weight_type`` and ``rounding`` (and ``cost_scale`` when vehicles
+        carry costs).
+
+    Raises
+    ------
+    FormatError
+        One line naming the file and the line or field at fault.
+    """
+    path = Path(path)
+    f = _File(path, load_text(path) if text is None else text)
+
+    problem = f.word("TYPE")
+    if problem is None:
+        problem = "CVRP" if "DEMAND_SECTION" in f.sections else "TSP"
+    elif problem not in _TSP_TYPES | _VRP_TYPES:
+        supported = ", ".join(sorted(_TSP_TYPES | _VRP_TYPES))
+        f.fail(f.header["TYPE"][0], f"field TYPE must be one of {supported} (got {problem})")
+    is_tsp = problem in _TSP_TYPES
+
+    n = f.number("DIMENSION", integer=True)
+    if n is None:
+        f.fail_field("DIMENSION", "missing")
+    if "DISTANCE" in f.header:
+        f.fail(f.header["DISTANCE"][0], "field DISTANCE: route-length limits are not supported")
+    coord_type = f.word("NODE_COORD_TYPE")
+    if coord_type not in (None, "TWOD_COORDS", "NO_COORDS"):
+        f.fail(f.header["NODE_COORD_TYPE"][0], f"field NODE_COORD_TYPE {coord_type} not supported")
+
+    if is_tsp:
+        allowed = {"NODE_COORD_SECTION", "DISPLAY_DATA_SECTION", "EDGE_WEIGHT_SECTION"}
+        for name, section in f.sections.items():
+            if name not in allowed:
+                f.fail(section.line, f"{name} is not used by TYPE {problem}")
+
+    coords = None
+    if "NODE_COORD_SECTION" in f.sections:
+        coords = f.node_rows("NODE_COORD_SECTION", ("x", "y"), n)
+    elif "DISPLAY_DATA_SECTION" in f.sections:
+        coords = f.node_rows("DISPLAY_DATA_SECTION", ("x", "y"), n)
+
+    weight_type = f.word("EDGE_WEIGHT_TYPE")
+    if weight_type is None:
+        f.fail_field("EDGE_WEIGHT_TYPE", "missing")
+    if weight_type not in _EDGE_WEIGHT_TYPES:
+        f.fail(
+            f.header["EDGE_WEIGHT_TYPE"][0],
+            f"field EDGE_WEIGHT_TYPE must be one of {', '.join(sorted(_EDGE_WEIGHT_TYPES))} "
+            f"(got {weight_type})",
+        )
+    metadata: dict = {"source": str(path), "format": "tsplib" if is_tsp else "vrplib"}
+    metadata.update(type=problem, edge_weight_type=weight_type)
+    if f.text("COMMENT"):
+        metadata["comment"] = f.text("COMMENT")
+    if weight_type == "EXPLICIT":
+        if rounding is not None:
+            f.fail_field("EDGE_WEIGHT_TYPE", f"EXPLICIT weights cannot be rounded {rounding!r}")
+        distance, nonzero_diagonal = f.edge_weights(n)
+        metadata["rounding"] = "explicit"
+        if nonzero_diagonal:
+            metadata["diagonal"] = "file diagonal ignored (not a cost)"
+    else:
+        if "EDGE_WEIGHT_SECTION" in f.sections:
+            line = f.sections["EDGE_WEIGHT_SECTION"].line
+            f.fail(line, f"EDGE_WEIGHT_SECTION is not used with EDGE_WEIGHT_TYPE {weight_type}")
+        if coords is None or "NODE_COORD_SECTION" not in f.sections:
+            f.fail_field("NODE_COORD_SECTION", f"missing; EDGE_WEIGHT_TYPE {weight_type} needs it")
+        if rounding is None:
+            exact = problem == "HFVRP" and weight_type == "EUC_2D"
+            rounding = "exact" if exact else _ROUNDING_OF[weight_type]
+        try:
+            distance = distance_matrix(coords, rounding)
+        except ValueError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+        metadata["rounding"] = rounding
+
+    if is_tsp:
+        depots = [0]
+        demand = service = windows = None
+        vehicle_types: tuple[VehicleType, ...] = (VehicleType(capacity=None, count=1),)
+    else:
+        if "DEMAND_SECTION" not in f.sections:
+            f.fail_field("DEMAND_SECTION", f"missing; TYPE {problem} needs client demands")
+        demand = f.node_rows("DEMAND_SECTION", ("demand",), n)[:, 0]
+        if "DEPOT_SECTION" in f.sections:
+            depots = f.depots(n)
+        else:
+            f.fail_field("DEPOT_SECTION", f"missing; TYPE {problem} needs a depot")
+        service = _service_times(f, n, depots)
+        windows = None
+        if "TIME_WINDOW_SECTION" in f.sections:
+            windows = f.node_rows("TIME_WINDOW_SECTION", ("earliest", "latest"), n)
+        scale = cost_scale
+        if scale is None:
+            scale = HFVRP_COST_SCALE if problem == "HFVRP" else 1.0
+        vehicle_types = _fleet(f, n, depots, scale, metadata)
+
+    name = f.text("NAME") or path.stem
+    try:
+        return RoutingInstance(
+            distance=distance,
+            vehicle_types=vehicle_types,
+            depots=tuple(depots),
+            demand=demand,
+            service_time=service,
+            time_windows=windows,
+            coords=coords,
+            name=name,
+            metadata=metadata,
+        )
+    except ValueError as exc:
+        raise FormatError(f"{path}: invalid instance: {exc}") from None
+
+
+def _service_times(f: _File, n: int, depots: list[int]) -> np.ndarray | None:
+    if "SERVICE_TIME_SECTION" in f.sections:
+        if "SERVICE_TIME" in f.header:
+            line = f.header["SERVICE_TIME"][0]
+            f.fail(line, "field SERVICE_TIME conflicts with SERVICE_TIME_SECTION")
+        return f.node_rows("SERVICE_TIME_SECTION", ("service_time",), n)[:, 0]
+    value = f.number("SERVICE_TIME", positive=False)
+    if value is None:
+        return None
+    service = np.full(n, value)
+    service[depots] = 0.0
+    return service
+
+
+def _fleet(
+    f: _File, n: int, depots: list[int], scale: float, metadata: dict
+) -> tuple[VehicleType, ...]:
+    """Vehicle types from ``CAPACITY``/``VEHICLES`` or the per-vehicle sections."""
+    capacity = f.number("CAPACITY")
+    vehicles = f.number("VEHICLES", integer=True)
+    slotted = [name for name in _VEHICLE_SECTIONS if name in f.sections]
+    if not slotted:
+        if capacity is None:
+            f.fail_field("CAPACITY", "missing; give CAPACITY or a CAPACITY_SECTION")
+        if vehicles is not None and len(depots) > 1:
+            f.fail(
+                f.header["VEHICLES"][0],
+                "field VEHICLES with several depots is ambiguous; give VEHICLES_DEPOT_SECTION",
+            )
+        return tuple(VehicleType(capacity=capacity, count=vehicles, depot=d) for d in depots)
+
+    if vehicles is None:
+        f.fail_field("VEHICLES", f"missing; {slotted[0]} needs one row per vehicle")
+    per_slot = {}
+    for name in slotted:
+        per_slot[name] = f.node_rows(name, ("value",), vehicles, "VEHICLES")[:, 0]
+    if "CAPACITY_SECTION" in per_slot:
+        if capacity is not None:
+            f.fail(f.header["CAPACITY"][0], "field CAPACITY and CAPACITY_SECTION both given")
+        capacities = per_slot["CAPACITY_SECTION"]
+    elif capacity is None:
+        f.fail_field("CAPACITY", "missing; give CAPACITY or a CAPACITY_SECTION")
+    else:
+        capacities = np.full(vehicles, capacity)
+    fixed = per_slot.get("VEHICLES_FIXED_COST_SECTION", np.zeros(vehicles)) / scale
+    if "VEHICLES_UNIT_DISTANCE_COST_SECTION" in per_slot:
+        unit = per_slot["VEHICLES_UNIT_DISTANCE_COST_SECTION"] / scale
+    else:
+        unit = np.ones(vehicles)
+    if "VEHICLES_DEPOT_SECTION" in per_slot:
+        slot_depots = per_slot["VEHICLES_DEPOT_SECTION"] - 1
+        for k, d in enumerate(slot_depots):
+            if d not in depots:
+                f.fail_field(
+                    "VEHICLES_DEPOT_SECTION", f"vehicle {k + 1} uses node {d + 1:g}, not a depot"
+                )
+    else:
+        if len(depots) > 1:
+            f.fail_field("VEHICLES_DEPOT_SECTION", "missing; several depots need it")
+        slot_depots = np.full(vehicles, depots[0])
+    metadata["cost_scale"] = scale
+
+    keys = list(zip(capacities, fixed, unit, slot_depots, strict=True))
+    types = []
+    start = 0
+    for k in range(1, vehicles + 1):
+        if k < vehicles and keys[k] == keys[start]:
+            continue
+        cap, fix, per_distance, depot = keys[start]
+        label = f"vehicle {start + 1}" if k - start == 1 else f"vehicles {start + 1}-{k}"
+        try:
+            types.append(
+                VehicleType(
+                    capacity=float(cap),
+                    count=k - start,
+                    fixed_cost=float(fix),
+                    unit_distance_cost=float(per_distance),
+                    depot=int(depot),
+                    name=label,
+                )
+            )
+        except ValueError as exc:
+            f.fail_field(_VEHICLE_SECTIONS[0], f"{label}: {exc}")
+        start = k
+    return tuple(types)
+
+
+# -- solutions -----------------------------------------------------------------
+
+
+def _slot_types(instance: RoutingInstance, where: str) -> list[int] | None:
+    """Vehicle type of each slot, or ``None`` when every route is type 0."""
+    types = instance.vehicle_types
+    if len(types) == 1:
+        return None
+    unlimited = [k for k, vt in enumerate(types) if vt.count is None]
+    if unlimited:
+        raise FormatError(
+            f"{where}: vehicle type {unlimited[0]} of {instance.name} has no count, so routes "
+            "cannot be mapped to vehicle slots; use rota's JSON solution format"
+        )
+    return [k for k, vt in enumerate(types) for _ in range(vt.count)]
+
+
+def read_solution(
+    path: str | Path, instance: RoutingInstance | None = None, *, text: str | None = None
+) -> tuple[RoutingSolution, float | None]:
+    """Read a VRPLIB ``.sol`` file.
+
+    Parameters
+    ----------
+    path
+        The file.
+    instance
+        Needed to give each route its vehicle type when the fleet has
+        several types (route ``i`` is vehicle slot ``i``); without it every
+        route is vehicle type 0.
+    text
+        The file's content when the caller already read it.
+
+    Returns
+    -------
+    tuple
+        The solution and the value of the last ``Cost`` line (``None`` if absent).
+    """
+    path = Path(path)
+    text = load_text(path) if text is None else text
+    slots = None if instance is None else _slot_types(instance, str(path))
+    routes: list[Route] = []
+    cost = None
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        match = _ROUTE.fullmatch(line)
+        if match:
+            if cost is not None:
+                raise FormatError(f"{path}: line {lineno}: route after the Cost line")
+            number = match.group(1)
+            if number != str(len(routes) + 1):
+                raise FormatError(
+                    f"{path}: line {lineno}: expected 'Route #{len(routes) + 1}:' (got {number!r})"
+                )
+            visits = []
+            for token in match.group(2).split():
+                try:
+                    visits.append(int(token))
+                except ValueError:
+                    raise FormatError(
+                        f"{path}: line {lineno}: expected a client index (got {token!r})"
+                    ) from None
+            vehicle_type = 0
+            if slots is not None:
+                if len(routes) >= len(slots):
+                    raise FormatError(
+                        f"{path}: line {lineno}: route #{len(routes) + 1} but {instance.name} "
+                        f"has {len(slots)} vehicles"
+                    )
+                vehicle_type = slots[len(routes)]
+            routes.append(Route(tuple(visits), vehicle_type))
+            continue
+        match = _COST.fullmatch(line)
+        if match:
+            try:
+                cost = float(match.group(1))
+            except ValueError:
+                cost = math.nan
+            if not math.isfinite(cost):
+                raise FormatError(
+                    f"{path}: line {lineno}: expected a finite cost (got {match.group(1)!r})"
+                )
+            continue
+        raise FormatError(
+            f"{path}: line {lineno}: expected 'Route #i: ...' or 'Cost X' (got {line[:40]!r})"
+        )
+    if not routes:
+        raise FormatError(f"{path}: no 'Route #i:' line")
+    return RoutingSolution(tuple(routes)), cost
+
+
+def _format_cost(cost: float) -> str:
+    return str(int(cost)) if float(cost).is_integer() else repr(float(cost))
+
+
+def write_solution(
+    solution: RoutingSolution,
+    path: str | Path,
+    instance: RoutingInstance | None = None,
+    cost: float | None = None,
+) -> None:
+    """Write ``solution`` as a VRPLIB ``.sol`` file.
+
+    Parameters
+    ----------
+    solution
+        The routes.
+    path
+        Where to write.
+    instance
+        Needed for fleets of several vehicle types (routes are placed in the
+        vehicle slots of their type, in order) and to compute the cost when
+        ``cost`` is not given.
+    cost
+        Value of the ``Cost`` line; defaults to the evaluator's objective
+        when ``instance`` is given, else no ``Cost`` line is written.
+
+    Raises
+    ------
+    ValueError
+        When the format cannot represent the solution: a depot other than
+        location 0, several depots, or routes that do not fit the vehicle slots.
+    """
+    path = Path(path)
+    where = f"{path}"
+    routes = list(solution.routes)
+    if instance is None:
+        bad = [r for r in routes if r.vehicle_type != 0]
+        if bad:
+            raise ValueError(
+                f"{where}: route uses vehicle type {bad[0].vehicle_type}; pass the instance "
+                "so that routes can be placed in vehicle slots"
+            )
+    else:
+        if tuple(instance.depots) != (0,):
+            raise ValueError(
+                f"{where}: {instance.name} has depots {list(instance.depots)}; the .sol format "
+                "assumes depot 0 only, use a .json solution"
+            )
+        slots = _slot_types(instance, where)
+        if slots is None:
+            bad = [r for r in routes if r.vehicle_type != 0]
+            if bad:
+                raise ValueError(
+                    f"{where}: route uses vehicle type {bad[0].vehicle_type} but "
+                    f"{instance.name} has one vehicle type"
+                )
+        else:
+            routes = _place_in_slots(routes, slots, instance, where)
+        if cost is None:
+            cost = evaluate(instance, solution).objective
+    lines = [
+        f"Route #{i}: {' '.join(str(v) for v in route.visits)}".rstrip() + "\n"
+        for i, route in enumerate(routes, 1)
+    ]
+    if cost is not None:
+        lines.append(f"Cost {_format_cost(cost)}\n")
+    path.write_text("".join(lines))
+
+
+def _place_in_slots(
+    routes: list[Route], slots: list[int], instance: RoutingInstance, where: str
+) -> list[Route]:
+    """Routes in slot order; empty routes are kept in place when they fit, else dropped."""
+    for candidates in (routes, [r for r in routes if r.visits]):
+        placed: list[Route] = [Route((), k) for k in slots]
+        free = {k: [i for i, s in enumerate(slots) if s == k] for k in set(slots)}
+        for route in candidates:
+            k = route.vehicle_type
+            if k not in free:
+                raise ValueError(
+                    f"{where}: route uses vehicle type {k}, which {instance.name} does not have"
+                )
+            if not free[k]:
+                break
+            placed[free[k].pop(0)] = route
+        else:
+            return placed
+    count = instance.vehicle_types[k].count
+    raise ValueError(
+        f"{where}: more than {count} routes use vehicle type {k}; the .sol format "
+        "cannot hold them, use a .json solution"
+    )
