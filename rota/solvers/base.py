@@ -242,15 +242,24 @@ def list_solvers(instance: RoutingInstance | None = None) -> list[SolverInfo]:
     """Every registered solver: installed or not, and whether it supports ``instance``."""
     infos = []
     for name in solver_names():
-        solver = get_solver(name)
+        try:
+            solver = get_solver(name)
+        except ImportError as exc:  # a backend module whose own imports fail
+            infos.append(SolverInfo(name, "", False, False if instance else None, str(exc)))
+            continue
         available = solver.available()
         reason = None
         supports = None
         if instance is not None:
-            reason = solver.supports(instance) if available else "not installed"
+            reason = solver.supports(instance) if available else _unavailable(solver)
             supports = reason is None
         infos.append(SolverInfo(name, solver.description, available, supports, reason))
     return infos
+
+
+def _unavailable(solver: Solver) -> str:
+    detail = getattr(solver, "import_error", None)
+    return f"solver {solver.name!r} could not be imported" + (f" ({detail})" if detail else "")
 
 
 def solve(
@@ -276,7 +285,7 @@ def solve(
             raise ValueError(f"solver {solver!r} takes no options, got {sorted(options)}")
         backend = configure(**options)
     if not backend.available():
-        raise UnsupportedInstanceError(f"solver {solver!r} is not installed")
+        raise UnsupportedInstanceError(_unavailable(backend))
     reason = backend.supports(instance)
     if reason is not None:
         raise UnsupportedInstanceError(reason)

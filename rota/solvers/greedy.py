@@ -1,0 +1,290 @@
+"""A dependency-free constructive heuristic for every routing instance.
+
+Two constructions, both deterministic:
+
+* **Clarke-Wright savings** (parallel version) when there is one vehicle
+  type and no time windows: TSP, ATSP, CVRP and ACVRP. On asymmetric
+  matrices a merge only joins the end of one route to the start of another;
+  on symmetric ones routes may also be reversed. Candidate merges are limited
+  to each client's nearest neighbours, and when the fleet is finite and too
+  many routes remain, the best remaining route-to-route merges (even costly
+  ones) are made until the routes fit.
+* **Nearest neighbour** otherwise (time windows, several vehicle types or
+  depots): routes are built one at a time; each step appends the closest
+  client that still fits the vehicle and its time window and lets it get back
+  to the depot in time, scored as in Solomon's (1987) nearest-neighbour rule.
+  Each new route is built once per vehicle type that still has vehicles, and
+  the type with the lowest cost per client served is kept.
+
+When the clients cannot be fitted into the available vehicles the result is
+``NO_SOLUTION``; the objective is the evaluator's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rota.problems.routing import TOLERANCE, Route, RoutingInstance, RoutingSolution
+from rota.solvers.base import Capabilities, Result, Status, Stop, check_capabilities, finish
+
+#: Nearest neighbours per client whose savings are considered in the first pass.
+SAVINGS_NEIGHBOURS = 40
+
+#: Solomon's weights for distance, time until service can start, and urgency.
+_NN_WEIGHTS = (0.4, 0.4, 0.2)
+
+
+class GreedySolver:
+    """Savings or time-window-aware nearest neighbour; no dependencies beyond numpy."""
+
+    name = "greedy"
+    description = "Constructive heuristic: Clarke-Wright savings or nearest neighbour (numpy)"
+    capabilities = Capabilities(
+        asymmetric=True,
+        time_windows=True,
+        heterogeneous=True,
+        multi_depot=True,
+        uncapacitated=True,
+    )
+
+    def available(self) -> bool:
+        return True
+
+    def supports(self, instance: RoutingInstance) -> str | None:
+        return check_capabilities(self.name, self.capabilities, instance)
+
+    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
+        """Construct routes; ``seed`` is recorded but ties break by lowest index."""
+        routes, method = construct(instance)
+        stats: dict[str, str] = {"method": method}
+        if routes is None:
+            stats["reason"] = "the clients do not fit into the available vehicles"
+            return finish(
+                instance,
+                None,
+                Status.NO_SOLUTION,
+                solver=self.name,
+                seed=seed,
+                stop=stop,
+                stats=stats,
+            )
+        return finish(
+            instance,
+            RoutingSolution(tuple(routes)),
+            Status.FEASIBLE,
+            solver=self.name,
+            seed=seed,
+            stop=stop,
+            stats=stats,
+        )
+
+
+def construct(instance: RoutingInstance) -> tuple[list[Route] | None, str]:
+    """Greedy routes for ``instance`` and the method that built them.
+
+    Savings first where it applies, then nearest neighbour choosing the
+    cheapest vehicle type per client, then nearest neighbour filling the
+    largest route first (cheapest choices can use up the big vehicles early on
+    tight fleets). Returns ``(None, method)`` when no construction fits the fleet.
+    """
+    if len(instance.vehicle_types) == 1 and not instance.has_time_windows:
+        routes = savings(instance)
+        if routes is not None:
+            return routes, "savings"
+    routes = nearest_neighbour(instance, "cost")
+    if routes is not None:
+        return routes, "nearest_neighbour"
+    return nearest_neighbour(instance, "most_clients"), "nearest_neighbour_fill"
+
+
+# -- Clarke-Wright savings ------------------------------------------------------
+
+
+def savings(instance: RoutingInstance) -> list[Route] | None:
+    """Clarke-Wright savings for one vehicle type without time windows.
+
+    Returns ``None`` when the routes cannot be merged down to the fleet size.
+    """
+    vt = instance.vehicle_types[0]
+    depot = vt.depot
+    clients = instance.clients
+    dist = instance.distance
+    demand = instance.demand
+    capacity = math.inf if vt.capacity is None else vt.capacity + TOLERANCE
+    symmetric = instance.is_symmetric
+    m = len(clients)
+
+    # gain[a, b]: what joining a route ending at clients[a] to one starting at
+    # clients[b] saves, fixed cost included (one vehicle fewer).
+    sub = dist[np.ix_(clients, clients)]
+    gain = dist[clients, depot][:, None] + dist[depot, clients][None, :] - sub
+    gain = vt.unit_distance_cost * gain + vt.fixed_cost
+    np.fill_diagonal(gain, -np.inf)
+
+    k = min(SAVINGS_NEIGHBOURS, m - 1)
+    if k < m - 1:
+        near = np.argpartition(sub + np.diag(np.full(m, np.inf)), k, axis=1)[:, :k]
+        rows = np.repeat(np.arange(m), k)
+        cols = near.ravel()
+    else:
+        rows, cols = np.nonzero(~np.eye(m, dtype=bool))
+    values = gain[rows, cols]
+    keep = values > 0
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, rows, -values))  # best first; ties by index, so deterministic
+
+    route_of = np.arange(m)
+    members: dict[int, list[int]] = {a: [a] for a in range(m)}
+    load = {a: float(demand[clients[a]]) for a in range(m)}
+    for a, b in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+        ra, rb = route_of[a], route_of[b]
+        if ra == rb or load[ra] + load[rb] > capacity:
+            continue
+        first, second = members[ra], members[rb]
+        if first[-1] != a:
+            if not (symmetric and first[0] == a):
+                continue
+            first.reverse()
+        if second[0] != b:
+            if not (symmetric and second[-1] == b):
+                continue
+            second.reverse()
+        first.extend(second)
+        route_of[second] = ra
+        load[ra] += load.pop(rb)
+        del members[rb]
+
+    routes = [(members[r], load[r]) for r in sorted(members)]
+    if vt.count is not None and len(routes) > vt.count:
+        routes = _merge_down(routes, gain, capacity, symmetric, vt.count)
+        if routes is None:
+            return None
+    return [Route(tuple(int(clients[a]) for a in seq), 0) for seq, _ in routes]
+
+
+def _merge_down(
+    routes: list[tuple[list[int], float]],
+    gain: np.ndarray,
+    capacity: float,
+    symmetric: bool,
+    count: int,
+) -> list[tuple[list[int], float]] | None:
+    """Merge the best-gaining pair of routes (gain may be negative) until ``count`` remain."""
+    routes = [(list(seq), load) for seq, load in routes]
+    while len(routes) > count:
+        starts = np.array([seq[0] for seq, _ in routes])
+        ends = np.array([seq[-1] for seq, _ in routes])
+        loads = np.array([load for _, load in routes])
+        fits = loads[:, None] + loads[None, :] <= capacity
+        np.fill_diagonal(fits, False)
+        # orientation 0: a then b as they are; 1-3 reverse a, b or both (symmetric only)
+        options = [gain[np.ix_(ends, starts)]]
+        if symmetric:
+            options += [
+                gain[np.ix_(starts, starts)],
+                gain[np.ix_(ends, ends)],
+                gain[np.ix_(starts, ends)],
+            ]
+        stacked = np.where(fits[None], np.stack(options), -np.inf)
+        best = int(np.argmax(stacked))
+        if not np.isfinite(stacked.flat[best]):
+            return None
+        orientation, a, b = np.unravel_index(best, stacked.shape)
+        first, second = routes[a][0], routes[b][0]
+        if orientation in (1, 3):
+            first.reverse()
+        if orientation in (2, 3):
+            second.reverse()
+        merged = (first + second, routes[a][1] + routes[b][1])
+        routes = [r for i, r in enumerate(routes) if i not in (a, b)] + [merged]
+    return routes
+
+
+# -- nearest neighbour ------------------------------------------------------------
+
+
+def nearest_neighbour(instance: RoutingInstance, choose: str = "cost") -> list[Route] | None:
+    """Routes built one at a time by the time-window-aware nearest-neighbour rule.
+
+    ``choose`` picks the vehicle type of each route among those with vehicles
+    left: ``"cost"`` the lowest cost per client served, ``"most_clients"`` the
+    one serving the most clients (then the cheaper). Returns ``None`` when
+    some clients are left and no vehicle can take them.
+    """
+    if choose not in ("cost", "most_clients"):
+        raise ValueError(f"choose is {choose!r}, expected 'cost' or 'most_clients'")
+    types = instance.vehicle_types
+    left = [math.inf if vt.count is None else vt.count for vt in types]
+    unserved = np.zeros(instance.num_locations, dtype=bool)
+    unserved[instance.clients] = True
+    routes: list[Route] = []
+    while unserved.any():
+        best: tuple[tuple[float, float], int, list[int]] | None = None
+        for k, vt in enumerate(types):
+            if left[k] <= 0:
+                continue
+            visits = _build_route(instance, k, unserved)
+            if not visits:
+                continue
+            path = np.array([vt.depot, *visits, vt.depot])
+            cost = vt.fixed_cost + vt.unit_distance_cost * float(
+                instance.distance[path[:-1], path[1:]].sum()
+            )
+            per_client = cost / len(visits)
+            key = (per_client, 0.0) if choose == "cost" else (-len(visits), per_client)
+            if best is None or key < best[0]:
+                best = (key, k, visits)
+        if best is None:
+            return None
+        _, k, visits = best
+        routes.append(Route(tuple(visits), k))
+        unserved[visits] = False
+        left[k] -= 1
+    return routes
+
+
+def _build_route(instance: RoutingInstance, k: int, unserved: np.ndarray) -> list[int]:
+    """One route for a vehicle of type ``k`` over the ``unserved`` clients."""
+    vt = instance.vehicle_types[k]
+    depot = vt.depot
+    dist, demand = instance.distance, instance.demand
+    capacity = math.inf if vt.capacity is None else vt.capacity + 0.5 * TOLERANCE
+    windows = instance.time_windows
+    if windows is not None:
+        travel, service = instance.travel_time, instance.service_time
+        # Half the evaluator's slack, so float noise here never becomes a violation there.
+        late = windows[:, 1] + 0.5 * TOLERANCE * np.maximum(1.0, np.abs(windows[:, 1]))
+        # Serving a client must still leave time to get back before the depot closes.
+        home_by = late[depot] - service - travel[:, depot]
+        time = float(windows[depot, 0])
+    open_ = unserved.copy()
+    visits: list[int] = []
+    current, load = depot, 0.0
+    w_dist, w_time, w_urgency = _NN_WEIGHTS
+    while True:
+        feasible = open_ & (load + demand <= capacity)
+        if windows is None:
+            score = dist[current]
+        else:
+            ready = time + service[current]
+            arrival = np.maximum(ready + travel[current], windows[:, 0])
+            feasible &= (arrival <= late) & (arrival <= home_by)
+            score = (
+                w_dist * dist[current]
+                + w_time * (arrival - ready)
+                + w_urgency * (windows[:, 1] - arrival)
+            )
+        if not feasible.any():
+            return visits
+        nxt = int(np.argmin(np.where(feasible, score, np.inf)))
+        visits.append(nxt)
+        open_[nxt] = False
+        load += float(demand[nxt])
+        if windows is not None:
+            time = float(arrival[nxt])
+        current = nxt
+
+
+__all__ = ["GreedySolver", "construct", "nearest_neighbour", "savings"]

@@ -1,0 +1,161 @@
+"""Integer encoding shared by the integer engines (PyVRP, OR-Tools).
+
+Integer scaling happens only inside adapters; this module is the one place
+that decides the scales and the rounding direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rota.problems.routing import RoutingInstance
+from rota.solvers.base import integer_scale
+
+#: Integer engines work in int64; keep every scaled quantity (and sums of them
+#: along a route) far below 2**63 so that penalties cannot overflow.
+MAX_SCALED_VALUE = 2**53
+
+
+@dataclass(frozen=True)
+class ScaledInstance:
+    """Integer data for an integer engine, and the scales that produced it.
+
+    The engine's objective divided by ``objective_scale`` is the instance's
+    objective whenever ``exact`` is true. Times and loads are rounded in the
+    safe direction when their scaling is inexact (travel and service times and
+    demands up, window ends and capacities down), so an engine-feasible
+    solution is feasible for the evaluator too.
+    """
+
+    distance: np.ndarray  # (n, n) int64, distance * distance_scale
+    duration: np.ndarray | None  # (n, n) int64 travel times, None without time windows
+    service: np.ndarray | None  # (n,) int64
+    windows: np.ndarray | None  # (n, 2) int64
+    demand: np.ndarray | None  # (n,) int64, None when no vehicle has a capacity
+    capacity: np.ndarray  # (types,) int64; uncapacitated types get the total demand
+    fixed_cost: np.ndarray  # (types,) int64, fixed_cost * objective_scale
+    unit_cost: np.ndarray  # (types,) int64, unit_distance_cost * cost_scale
+    distance_scale: int
+    cost_scale: int
+    time_scale: int
+    load_scale: int
+    exact: bool  # the engine objective / objective_scale is the exact objective
+
+    @property
+    def objective_scale(self) -> int:
+        return self.distance_scale * self.cost_scale
+
+
+def _up(values: np.ndarray, scale: int, exact: bool) -> np.ndarray:
+    scaled = np.asarray(values, dtype=np.float64) * scale
+    # The 1e-6 guard keeps float noise (3.0000000001) from rounding a whole unit up.
+    return (np.round(scaled) if exact else np.ceil(scaled - 1e-6)).astype(np.int64)
+
+
+def _down(values: np.ndarray, scale: int, exact: bool) -> np.ndarray:
+    scaled = np.asarray(values, dtype=np.float64) * scale
+    return (np.round(scaled) if exact else np.floor(scaled + 1e-6)).astype(np.int64)
+
+
+def scale_instance(instance: RoutingInstance, max_scale: int = 10_000) -> ScaledInstance:
+    """Scale ``instance`` to integers for PyVRP or OR-Tools.
+
+    Distances, vehicle costs, times and loads get powers of ten from
+    :func:`~rota.solvers.base.integer_scale`. Fixed costs are scaled by
+    ``distance_scale * cost_scale`` so that ``fixed + unit * distance`` keeps
+    one scale in the engine. Times and loads are scaled at least as much as
+    costs (any larger power of ten stays exact): penalty-based engines such as
+    PyVRP price a unit of excess load or lateness against a unit of cost, and
+    a 10,000-fold cost scale against unscaled loads makes overloading cheap.
+
+    Raises
+    ------
+    ValueError
+        When a scaled value would exceed :data:`MAX_SCALED_VALUE`.
+    """
+    types = instance.vehicle_types
+    unit = np.array([vt.unit_distance_cost for vt in types], dtype=np.float64)
+    fixed = np.array([vt.fixed_cost for vt in types], dtype=np.float64)
+
+    distance_scale, distance_exact = integer_scale(instance.distance, max_scale=max_scale)
+    cost_scale, cost_exact = integer_scale(unit, fixed, max_scale=max_scale)
+    objective_scale = distance_scale * cost_scale
+    distance = np.round(instance.distance * distance_scale).astype(np.int64)
+    unit_cost = np.round(unit * cost_scale).astype(np.int64)
+    fixed_cost = np.round(fixed * objective_scale).astype(np.int64)
+
+    duration = service = windows = None
+    time_scale = 1
+    if instance.has_time_windows:
+        travel = instance.travel_time
+        time_scale, time_exact = integer_scale(
+            travel, instance.service_time, instance.time_windows, max_scale=max_scale
+        )
+        time_scale = max(time_scale, objective_scale)
+        duration = _up(travel, time_scale, time_exact)
+        service = _up(instance.service_time, time_scale, time_exact)
+        windows = np.stack(
+            [
+                _up(instance.time_windows[:, 0], time_scale, time_exact),
+                _down(instance.time_windows[:, 1], time_scale, time_exact),
+            ],
+            axis=1,
+        )
+
+    capacities = [vt.capacity for vt in types if vt.capacity is not None]
+    demand = None
+    load_scale = 1
+    if capacities:
+        load_scale, load_exact = integer_scale(
+            instance.demand, np.array(capacities), max_scale=max_scale
+        )
+        load_scale = max(load_scale, objective_scale)
+        demand = _up(instance.demand, load_scale, load_exact)
+        total = int(demand.sum())
+        finite = _down(np.array([vt.capacity or 0.0 for vt in types]), load_scale, load_exact)
+        capacity = np.array(
+            [total if vt.capacity is None else int(c) for vt, c in zip(types, finite, strict=True)],
+            dtype=np.int64,
+        )
+    else:
+        capacity = np.zeros(len(types), dtype=np.int64)
+
+    # A route's cost is at most fixed + unit * (sum of the largest arc out of
+    # every location); bound that, and every time, below the int64 safety margin.
+    worst_route = int(fixed_cost.max()) + int(unit_cost.max()) * int(distance.max(axis=1).sum())
+    checks = {"distance": worst_route}
+    if duration is not None:
+        checks["time"] = int(duration.max(axis=1).sum() + service.sum() + windows.max())
+    for what, value in checks.items():
+        if value > MAX_SCALED_VALUE:
+            raise ValueError(
+                f"{instance.name}: {what} values are too large for 64-bit integer engines "
+                f"after scaling (up to {value:.3g} > {MAX_SCALED_VALUE:.3g})"
+            )
+
+    return ScaledInstance(
+        distance=distance,
+        duration=duration,
+        service=service,
+        windows=windows,
+        demand=demand,
+        capacity=capacity,
+        fixed_cost=fixed_cost,
+        unit_cost=unit_cost,
+        distance_scale=distance_scale,
+        cost_scale=cost_scale,
+        time_scale=time_scale,
+        load_scale=load_scale,
+        exact=distance_exact and cost_exact,
+    )
+
+
+def scaling_refusal(name: str, instance: RoutingInstance) -> str | None:
+    """Why ``instance`` cannot be scaled to integers for backend ``name``, or ``None``."""
+    try:
+        scale_instance(instance)
+    except ValueError as exc:
+        return f"{name}: {exc}"
+    return None

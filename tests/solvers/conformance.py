@@ -1,0 +1,457 @@
+"""A conformance suite every routing solver subclasses, and its tiny instances.
+
+Usage::
+
+    class TestMySolver(SolverConformance):
+        solver = "mysolver"
+        supported_kinds = frozenset({"cvrp", "acvrp"})   # what it must solve
+        proves_optimality = True                         # OPTIMAL expected on tiny ones
+        optimum_tolerance = 0.0                          # relative gap to brute force
+
+Every kind in :data:`TINY_KINDS` that is not in ``supported_kinds`` is
+expected to be refused by ``rota.solve`` with an
+:class:`~rota.UnsupportedInstanceError` whose message names the missing
+feature (see :data:`KIND_FEATURES`). Results are cached per (solver, kind,
+seed), so the checks below share one solve per instance.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import rota
+from rota.problems.routing import TOLERANCE, RoutingInstance, VehicleType
+
+# -- tiny instances -----------------------------------------------------------
+
+
+def _euclidean(coords: np.ndarray) -> np.ndarray:
+    diff = coords[:, None, :] - coords[None, :, :]
+    return np.sqrt((diff**2).sum(-1))
+
+
+def _rounded(coords: np.ndarray) -> np.ndarray:
+    return np.floor(_euclidean(coords) + 0.5)
+
+
+def _coords(seed: int, n: int, size: int = 100) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, size, (n, 2)).astype(float)
+
+
+def _asymmetric(seed: int, n: int) -> np.ndarray:
+    # Euclidean plus a one-way surcharge, so d[i, j] != d[j, i] but the
+    # matrix still looks like a road network rather than noise.
+    coords = _coords(seed, n)
+    surcharge = np.random.default_rng(seed + 1).integers(0, 15, (n, n)).astype(float)
+    matrix = _rounded(coords) + surcharge
+    np.fill_diagonal(matrix, 0)
+    return matrix
+
+
+def tiny_tsp() -> RoutingInstance:
+    coords = _coords(1, 8)
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(VehicleType(capacity=None, count=1),),
+        coords=coords,
+        name="tiny-tsp",
+    )
+
+
+def tiny_atsp() -> RoutingInstance:
+    return RoutingInstance(
+        distance=_asymmetric(2, 8),
+        vehicle_types=(VehicleType(capacity=None, count=1),),
+        name="tiny-atsp",
+    )
+
+
+_DEMAND7 = [0, 2, 3, 4, 2, 3, 1, 3]
+
+
+def tiny_cvrp() -> RoutingInstance:
+    coords = _coords(3, 8)
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(VehicleType(capacity=8),),
+        demand=_DEMAND7,
+        coords=coords,
+        name="tiny-cvrp",
+    )
+
+
+def tiny_acvrp() -> RoutingInstance:
+    return RoutingInstance(
+        distance=_asymmetric(4, 8),
+        vehicle_types=(VehicleType(capacity=8),),
+        demand=_DEMAND7,
+        name="tiny-acvrp",
+    )
+
+
+def tiny_vrptw() -> RoutingInstance:
+    """Asymmetric VRPTW whose windows bind: the distance-only optimum is late."""
+    distance = _asymmetric(5, 8) / 2
+    # Each window opens when a direct trip from the depot could first arrive,
+    # plus a staggered offset, so that visiting order is forced by time.
+    offsets = np.array([0, 60, 0, 90, 30, 120, 10, 50], dtype=float)
+    early = distance[0] + offsets
+    windows = np.stack([early, early + 35], axis=1)
+    windows[0] = (0, 400)
+    return RoutingInstance(
+        distance=distance,
+        vehicle_types=(VehicleType(capacity=10, count=3),),
+        demand=_DEMAND7,
+        service_time=[0, 5, 5, 5, 5, 5, 5, 5],
+        time_windows=windows,
+        name="tiny-vrptw",
+    )
+
+
+def tiny_hfvrp() -> RoutingInstance:
+    """Two vehicle types with fixed costs, a finite fleet and a non-integer unit cost."""
+    coords = _coords(6, 8)
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(
+            VehicleType(capacity=6, count=2, fixed_cost=20, unit_distance_cost=1.0, name="van"),
+            VehicleType(capacity=10, count=1, fixed_cost=45, unit_distance_cost=1.5, name="truck"),
+        ),
+        demand=_DEMAND7,
+        coords=coords,
+        name="tiny-hfvrp",
+    )
+
+
+def tiny_mdvrp() -> RoutingInstance:
+    """Two depots (locations 0 and 1), one vehicle type at each."""
+    coords = _coords(7, 9)
+    coords[0], coords[1] = (10, 10), (90, 90)
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(VehicleType(capacity=8, depot=0), VehicleType(capacity=8, depot=1)),
+        depots=(0, 1),
+        demand=[0, 0, 2, 3, 4, 2, 3, 1, 3],
+        coords=coords,
+        name="tiny-mdvrp",
+    )
+
+
+def tiny_cvrp_float() -> RoutingInstance:
+    """Exact (unrounded) Euclidean distances: integer engines cannot scale them exactly."""
+    coords = _coords(8, 8) + 0.25
+    return RoutingInstance(
+        distance=_euclidean(coords),
+        vehicle_types=(VehicleType(capacity=8),),
+        demand=_DEMAND7,
+        coords=coords,
+        name="tiny-cvrp-float",
+    )
+
+
+def small_cvrp() -> RoutingInstance:
+    """Twelve clients and a finite fleet: too many for brute force, still tiny."""
+    coords = _coords(9, 13)
+    demand = np.random.default_rng(9).integers(1, 6, 13)
+    demand[0] = 0
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(VehicleType(capacity=15, count=4),),
+        demand=demand,
+        coords=coords,
+        name="small-cvrp",
+    )
+
+
+def fleet_too_small() -> RoutingInstance:
+    """Five unit demands, two vehicles of capacity 2.5: valid on paper, yet infeasible."""
+    coords = np.stack([np.arange(6.0), np.zeros(6)], axis=1)
+    return RoutingInstance(
+        distance=_rounded(coords),
+        vehicle_types=(VehicleType(capacity=2.5, count=2),),
+        demand=[0, 1, 1, 1, 1, 1],
+        coords=coords,
+        name="fleet-too-small",
+    )
+
+
+#: kind -> builder; every builder is deterministic.
+TINY_KINDS: dict[str, Callable[[], RoutingInstance]] = {
+    "tsp": tiny_tsp,
+    "atsp": tiny_atsp,
+    "cvrp": tiny_cvrp,
+    "acvrp": tiny_acvrp,
+    "vrptw": tiny_vrptw,
+    "hfvrp": tiny_hfvrp,
+    "mdvrp": tiny_mdvrp,
+    "cvrp_float": tiny_cvrp_float,
+    "cvrp12": small_cvrp,
+}
+
+#: Words of which at least one must appear in the refusal of an unsupported kind.
+KIND_FEATURES: dict[str, tuple[str, ...]] = {
+    "tsp": ("capacit",),
+    "atsp": ("symmetric", "capacit"),
+    "cvrp": ("capacit", "clients"),
+    "acvrp": ("symmetric",),
+    "vrptw": ("time window", "symmetric"),
+    "hfvrp": ("heterogeneous",),
+    "mdvrp": ("depot", "heterogeneous"),
+    "cvrp_float": ("integer", "scal", "float"),
+    "cvrp12": ("clients",),
+}
+
+#: Largest instance the brute force below solves.
+BRUTE_FORCE_MAX_CLIENTS = 7
+
+
+@functools.cache
+def tiny_instance(kind: str) -> RoutingInstance:
+    return TINY_KINDS[kind]()
+
+
+# -- brute force --------------------------------------------------------------
+
+
+def _route_cost(instance: RoutingInstance, k: int, order: tuple[int, ...]) -> float:
+    """Cost of serving ``order`` with one vehicle of type ``k``; inf when infeasible."""
+    vt = instance.vehicle_types[k]
+    path = (vt.depot, *order, vt.depot)
+    if instance.time_windows is not None:
+        windows, travel, service = (
+            instance.time_windows,
+            instance.travel_time,
+            instance.service_time,
+        )
+        t = windows[vt.depot, 0]
+        for a, b in itertools.pairwise(path):
+            t = max(t + service[a] + travel[a, b], windows[b, 0])
+            if t > windows[b, 1] + TOLERANCE * max(1.0, abs(windows[b, 1])):
+                return math.inf
+    distance = sum(instance.distance[a, b] for a, b in itertools.pairwise(path))
+    return vt.fixed_cost + vt.unit_distance_cost * distance
+
+
+@functools.cache
+def brute_force_optimum(kind: str) -> float:
+    """Optimal objective of ``tiny_instance(kind)`` by enumeration (<= 7 clients).
+
+    Cheapest route per (vehicle type, client subset) over all orders, then a
+    memoised search over set partitions that respects each type's count.
+    """
+    instance = tiny_instance(kind)
+    clients = tuple(int(c) for c in instance.clients)
+    if len(clients) > BRUTE_FORCE_MAX_CLIENTS:
+        raise ValueError(f"{instance.name} has {len(clients)} clients, too many for brute force")
+    types = instance.vehicle_types
+    best: dict[tuple[int, int], float] = {}
+    for mask in range(1, 1 << len(clients)):
+        subset = [c for i, c in enumerate(clients) if mask >> i & 1]
+        load = float(instance.demand[subset].sum())
+        for k, vt in enumerate(types):
+            if vt.capacity is not None and load > vt.capacity + TOLERANCE:
+                best[k, mask] = math.inf
+                continue
+            best[k, mask] = min(
+                _route_cost(instance, k, order) for order in itertools.permutations(subset)
+            )
+
+    full = (1 << len(clients)) - 1
+    counts = tuple(len(clients) if vt.count is None else vt.count for vt in types)
+
+    @functools.cache
+    def cover(done: int, left: tuple[int, ...]) -> float:
+        if done == full:
+            return 0.0
+        first = (~done & full) & -(~done & full)  # lowest unserved client joins the next route
+        rest = full & ~done & ~first
+        value = math.inf
+        sub = rest
+        while True:
+            mask = sub | first
+            for k in range(len(types)):
+                if left[k] and best[k, mask] < math.inf:
+                    fewer = left[:k] + (left[k] - 1,) + left[k + 1 :]
+                    value = min(value, best[k, mask] + cover(done | mask, fewer))
+            if sub == 0:
+                break
+            sub = (sub - 1) & rest
+        return value
+
+    optimum = cover(0, counts)
+    if not math.isfinite(optimum):
+        raise ValueError(f"{instance.name} has no feasible solution")
+    return optimum
+
+
+# -- the suite ----------------------------------------------------------------
+
+_RESULTS: dict[tuple[str, str, str, str, int], tuple[rota.Result, float]] = {}
+
+
+class SolverConformance:
+    """Checks every solver must pass; subclass it and set the class attributes."""
+
+    #: Registered solver name, as passed to ``rota.solve``.
+    solver: ClassVar[str] = ""
+    #: Kinds of :data:`TINY_KINDS` the solver must solve; all others it must refuse.
+    supported_kinds: ClassVar[frozenset[str]] = frozenset(TINY_KINDS)
+    #: Whether the solver proves optimality: OPTIMAL is then allowed, and must be true.
+    proves_optimality: ClassVar[bool] = False
+    #: Largest relative gap to the brute-force optimum on <= 7 clients; None: feasibility only.
+    optimum_tolerance: ClassVar[float | None] = None
+    #: Time limit of every solve in the suite, seconds.
+    time_limit: ClassVar[float] = 0.5
+    #: Seed of every solve; the determinism check repeats it.
+    seed: ClassVar[int] = 1
+    #: Extra keyword options for ``rota.solve`` (solvers with ``configure``).
+    options: ClassVar[dict[str, Any]] = {}
+
+    def extra_unsupported(self) -> list[tuple[RoutingInstance, tuple[str, ...]]]:
+        """Instances beyond :data:`TINY_KINDS` the solver must refuse, with reason words."""
+        return []
+
+    # -- parametrisation (pytest calls this for each test method) ---------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        kinds = [k for k in TINY_KINDS if k in self.supported_kinds]
+        if "kind" in metafunc.fixturenames:
+            metafunc.parametrize("kind", kinds)
+        if "tiny_kind" in metafunc.fixturenames:
+            tiny = [k for k in kinds if tiny_instance(k).num_clients <= BRUTE_FORCE_MAX_CLIENTS]
+            metafunc.parametrize("tiny_kind", tiny)
+        if "refused" in metafunc.fixturenames:
+            cases = [
+                pytest.param((tiny_instance(k), KIND_FEATURES[k]), id=k)
+                for k in TINY_KINDS
+                if k not in self.supported_kinds
+            ]
+            cases += [
+                pytest.param(case, id=f"extra{i}")
+                for i, case in enumerate(self.extra_unsupported())
+            ]
+            metafunc.parametrize("refused", cases)
+
+    @pytest.fixture(autouse=True)
+    def _require_backend(self) -> None:
+        assert self.solver, f"{type(self).__name__} must set the class attribute `solver`"
+        backend = rota.get_solver(self.solver)
+        if not backend.available():
+            why = getattr(backend, "import_error", None)
+            pytest.skip(f"solver {self.solver!r} is not installed" + (f" ({why})" if why else ""))
+
+    def solved(self, kind: str, seed: int | None = None) -> tuple[rota.Result, float]:
+        """(result, wall seconds) of solving the tiny ``kind``; cached per seed."""
+        seed = self.seed if seed is None else seed
+        # Keyed by class too: two subclasses may share a solver with different options.
+        key = (type(self).__qualname__, self.solver, repr(sorted(self.options.items())), kind, seed)
+        if key not in _RESULTS:
+            instance = tiny_instance(kind)
+            start = time.perf_counter()
+            result = rota.solve(
+                instance, solver=self.solver, time_limit=self.time_limit, seed=seed, **self.options
+            )
+            _RESULTS[key] = (result, time.perf_counter() - start)
+        return _RESULTS[key]
+
+    # -- the checks ---------------------------------------------------------
+    def test_feasible_and_objective_matches_evaluator(self, kind: str) -> None:
+        instance = tiny_instance(kind)
+        result, _ = self.solved(kind)
+        assert result.solution is not None, f"{self.solver} found no solution: {result.stats}"
+        report = rota.evaluate(instance, result.solution)
+        assert report.violations == (), [str(v) for v in report.violations]
+        assert result.objective == pytest.approx(report.objective, rel=1e-9, abs=1e-9)
+
+    def test_status(self, kind: str) -> None:
+        result, _ = self.solved(kind)
+        assert result.solver == self.solver
+        assert result.seed == self.seed
+        if self.proves_optimality:
+            assert result.status in (rota.Status.OPTIMAL, rota.Status.FEASIBLE)
+        else:
+            assert result.status is rota.Status.FEASIBLE
+            assert result.bound is None
+        if result.bound is not None:
+            assert result.bound <= result.objective + 1e-6 * max(1.0, abs(result.objective))
+
+    def test_same_seed_same_objective(self, kind: str) -> None:
+        first, _ = self.solved(kind)
+        instance = tiny_instance(kind)
+        again = rota.solve(
+            instance, solver=self.solver, time_limit=self.time_limit, seed=self.seed, **self.options
+        )
+        assert again.status == first.status
+        assert again.objective == pytest.approx(first.objective, rel=1e-9)
+
+    def test_time_limit_respected(self, kind: str) -> None:
+        result, wall = self.solved(kind)
+        assert result.runtime <= self.time_limit + 1.5
+        assert wall <= self.time_limit + 1.5
+
+    def test_tiny_instance_near_brute_force_optimum(self, tiny_kind: str) -> None:
+        result, _ = self.solved(tiny_kind)
+        optimum = brute_force_optimum(tiny_kind)
+        assert result.objective is not None
+        # Nothing may beat a true optimum: that would mean a broken evaluator or decode.
+        assert result.objective >= optimum - 1e-6 * max(1.0, optimum)
+        if self.proves_optimality and result.status is rota.Status.OPTIMAL:
+            assert result.objective == pytest.approx(optimum, rel=1e-9)
+        if self.optimum_tolerance is not None:
+            assert result.objective <= optimum * (1 + self.optimum_tolerance) + 1e-9
+
+    def test_refuses_unsupported_instance(
+        self, refused: tuple[RoutingInstance, tuple[str, ...]]
+    ) -> None:
+        instance, words = refused
+        with pytest.raises(rota.UnsupportedInstanceError) as info:
+            rota.solve(
+                instance,
+                solver=self.solver,
+                time_limit=self.time_limit,
+                seed=self.seed,
+                **self.options,
+            )
+        message = str(info.value).lower()
+        assert any(word in message for word in words), (message, words)
+        infos = {i.name: i for i in rota.list_solvers(instance)}
+        assert infos[self.solver].supports is False
+        assert infos[self.solver].reason
+
+    def test_fleet_too_small_is_never_reported_feasible(self) -> None:
+        if "cvrp" not in self.supported_kinds:
+            pytest.skip(f"{self.solver} does not solve CVRP")
+        result = rota.solve(
+            fleet_too_small(),
+            solver=self.solver,
+            time_limit=self.time_limit,
+            seed=self.seed,
+            **self.options,
+        )
+        assert result.status in (rota.Status.NO_SOLUTION, rota.Status.INFEASIBLE), result.stats
+        assert result.solution is None and result.objective is None
+
+    def test_listed_as_available_and_supporting(self, kind: str) -> None:
+        infos = {i.name: i for i in rota.list_solvers(tiny_instance(kind))}
+        info = infos[self.solver]
+        assert info.available is True
+        assert info.supports is True, info.reason
+        assert info.reason is None
+
+
+__all__ = [
+    "BRUTE_FORCE_MAX_CLIENTS",
+    "KIND_FEATURES",
+    "SolverConformance",
+    "TINY_KINDS",
+    "brute_force_optimum",
+    "fleet_too_small",
+    "tiny_instance",
+]

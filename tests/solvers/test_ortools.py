@@ -1,0 +1,61 @@
+"""OR-Tools backend: the conformance suite plus a Solomon instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rota
+from rota.problems.routing import RoutingInstance, VehicleType
+from rota.solvers.ortools import fleet_size
+
+from .conformance import SolverConformance, tiny_instance
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances"
+
+
+def shared(relative: str) -> Path:
+    path = SHARED / relative
+    if not path.is_file():
+        pytest.skip(f"benchmark instance not found: {path.resolve()}")
+    return path
+
+
+class TestORToolsConformance(SolverConformance):
+    solver = "ortools"
+    # Guided local search finds these seven-client optima within the limit;
+    # 1% leaves room for a time cut-off on a loaded machine.
+    optimum_tolerance = 0.01
+    time_limit = 0.3
+
+    def extra_unsupported(self):
+        distance = np.full((4, 4), 3e17)
+        np.fill_diagonal(distance, 0)
+        huge = RoutingInstance(distance, (VehicleType(capacity=None, count=1),), name="huge")
+        return [(huge, ("64-bit", "too large"))]
+
+
+def test_unlimited_fleet_is_capped_by_a_packing_bound() -> None:
+    instance = tiny_instance("cvrp")  # demand 18, capacity 8: 2 * 3 + 1 = 7 = clients
+    assert fleet_size(instance, 0) == 7
+    assert fleet_size(tiny_instance("vrptw"), 0) == 3  # a finite count is kept
+    assert fleet_size(tiny_instance("tsp"), 0) == 1
+
+
+def test_seed_is_recorded_though_routing_is_unseeded() -> None:
+    result = rota.solve(tiny_instance("cvrp"), solver="ortools", time_limit=0.2, seed=11)
+    assert result.seed == 11
+    assert result.stats["seeded"] is False
+    assert result.stats["engine_status"].startswith("ROUTING_")
+
+
+def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
+    instance = rota.read(shared("vrptw/C101.txt"))
+    result = rota.solve(instance, solver="ortools", time_limit=1.0, seed=1)
+    assert result.status is rota.Status.FEASIBLE
+    report = rota.evaluate(instance, result.solution)
+    assert report.feasible, [str(v) for v in report.violations]
+    assert result.objective == pytest.approx(report.objective, rel=1e-9)
+    assert len(result.solution.nonempty_routes) <= instance.vehicle_types[0].count
