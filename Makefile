@@ -1,0 +1,38 @@
+# The README's two commands are `make demo` and `make test`; both build the
+# virtual environment first, so they work on a fresh clone.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+SHARED ?= ../shared/instances
+
+.PHONY: install demo test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/rota solve data/instances/X-n101-k25.vrp --solver pyvrp --time-limit 5 --seed 1 \
+		--out out/X-n101-k25.json --plot out/X-n101-k25.png
+
+test: install
+	$(BIN)/ruff check rota tests benchmarks
+	$(BIN)/ruff format --check rota tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check rota tests benchmarks
+
+format: install
+	$(BIN)/ruff format rota tests benchmarks
+	$(BIN)/ruff check --fix rota tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/heuristics.py --shared $(SHARED)
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,245 @@
+"""The ``rota`` command: a thin layer over the Python API.
+
+Every command turns bad input into one line on stderr and a non-zero exit
+code: 2 for bad input (file, instance, solver, option), 3 when a solver ran
+but found no solution, 1 when ``rota evaluate`` finds violations.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_BAD_INPUT = 2
+EXIT_NO_SOLUTION = 3
+EXIT_INFEASIBLE = 1
+
+app = typer.Typer(
+    name="rota",
+    help="Vehicle routing and scheduling: solve, evaluate and benchmark instances.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class _LazyConsole:
+    """A rich console made at first use, so it sees the stream the command writes to.
+
+    Output that is not a terminal (a pipe, a log, a test) gets a wide console so
+    tables are not wrapped at rich's default of 80 columns.
+    """
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        stream = sys.stderr if self.stderr else sys.stdout
+        width = None if stream.isatty() else 200
+        Console(file=stream, width=width, stderr=self.stderr).print(*args, **kwargs)
+
+
+console = _LazyConsole()
+err_console = _LazyConsole(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Report expected failures as one line instead of a traceback."""
+    from rota.solvers.base import UnknownSolverError
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, UnknownSolverError) as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}") from None
+
+    return wrapper
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; values are parsed as JSON when they can be (numbers, booleans)."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def _format(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:,.0f}"
+
+
+@app.command()
+@handles_errors
+def solve(
+    instance: Annotated[
+        Path, typer.Argument(help="Instance file (.vrp .txt .atsp .tsp .json .jsonl).")
+    ],
+    solver: Annotated[
+        str, typer.Option("--solver", "-s", help="Solver name; see `rota solvers`.")
+    ] = "pyvrp",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", "-t", help="Seconds per instance.")
+    ] = 10.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the result: .json (whole result) or .sol (VRPLIB routes)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG plot of the routes.")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Backend of solvers that have several (milp: cbc|highs).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Solver option KEY=VALUE (repeatable)."),
+    ] = None,
+) -> None:
+    """Solve an instance and print a result table (gap to BKS when a reference is known)."""
+    import rota
+    from rota.problems.io import read_set, write_solution
+    from rota.problems.io.json import result_to_dict, write_result
+    from rota.problems.io.reference import reference_cost
+
+    options = parse_options(option)
+    if backend is not None:
+        options["backend"] = backend
+    rota.get_solver(solver)  # an unknown name fails before the file is read
+    instances = read_set(instance)
+    if len(instances) > 1 and (plot is not None or (out is not None and out.suffix == ".sol")):
+        raise ValueError(
+            f"{instance} holds {len(instances)} instances: --plot and --out .sol need one"
+        )
+    reference = reference_cost(instance) if len(instances) == 1 else None
+
+    table = Table(title=f"rota solve: {instance.name}", title_justify="left")
+    for column in ("instance", "kind", "clients", "solver", "status", "objective", "reference",
+                   "gap %", "bound", "routes", "time s"):  # fmt: skip
+        table.add_column(column, justify="left" if column in {"instance", "kind", "solver",
+                                                              "status"} else "right")  # fmt: skip
+    results = []
+    for inst in instances:
+        result = rota.solve(inst, solver=solver, time_limit=time_limit, seed=seed, **options)
+        results.append((inst, result))
+        gap = None
+        if reference is not None and result.objective is not None:
+            gap = 100 * (result.objective - reference.value) / reference.value
+        routes = len(result.solution.nonempty_routes) if result.solution is not None else None
+        table.add_row(
+            inst.name, inst.kind, str(inst.num_clients), result.solver, result.status.value,
+            _format(result.objective), _format(reference.value if reference else None),
+            _format(gap), _format(result.bound), _format(routes, 0), f"{result.runtime:.2f}",
+        )  # fmt: skip
+    console.print(table)
+    if reference is not None:
+        console.print(f"reference: {reference.kind} {reference.value:g} from {reference.source}")
+
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix == ".sol":
+            inst, result = results[0]
+            if result.solution is None:
+                raise fail(f"no solution to write ({result.status.value})", EXIT_NO_SOLUTION)
+            write_solution(result.solution, out, inst, cost=result.objective)
+        elif len(results) == 1:
+            write_result(results[0][1], out, results[0][0].name)
+        else:
+            with out.open("w") as handle:
+                for inst, result in results:
+                    handle.write(json.dumps(result_to_dict(result, inst.name)) + "\n")
+        console.print(f"wrote {out}")
+    if plot is not None and results[0][1].solution is not None:
+        from rota.plot import plot_routes
+
+        inst, result = results[0]
+        title = f"{inst.name}: {result.solver}, cost {_format(result.objective)}"
+        console.print(f"wrote {plot_routes(inst, result.solution, plot, title)}")
+
+    missing = [inst.name for inst, result in results if not result.status.has_solution]
+    if missing:
+        statuses = {r.status.value for _, r in results if not r.status.has_solution}
+        raise fail(
+            f"{solver} found no solution for {', '.join(missing)} ({', '.join(sorted(statuses))})",
+            EXIT_NO_SOLUTION,
+        )
+
+
+@app.command()
+@handles_errors
+def evaluate(
+    instance: Annotated[Path, typer.Argument(help="Instance file.")],
+    solution: Annotated[
+        Path, typer.Argument(help="Solution: rota .json (result or solution) or VRPLIB .sol.")
+    ],
+) -> None:
+    """Print the cost of a solution and every constraint it violates."""
+    import rota
+
+    inst = rota.read(instance)
+    report = rota.evaluate(inst, rota.read_solution(solution, inst))
+    table = Table(title=f"rota evaluate: {inst.name}", title_justify="left")
+    for column in ("objective", "distance", "fixed cost", "routes", "feasible"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        _format(report.objective, 4), _format(report.distance, 4), _format(report.fixed_cost, 4),
+        str(report.num_routes), "yes" if report.feasible else "no",
+    )  # fmt: skip
+    console.print(table)
+    for violation in report.violations:
+        console.print(f"  violation ({violation.kind}): {violation.message}", highlight=False)
+    if not report.feasible:
+        raise typer.Exit(EXIT_INFEASIBLE)
+
+
+@app.command()
+@handles_errors
+def solvers(
+    instance: Annotated[
+        Path | None, typer.Argument(help="Say which solvers support this instance.")
+    ] = None,
+) -> None:
+    """List the registered solvers, whether they are installed, and what they support."""
+    import rota
+
+    inst = rota.read(instance) if instance is not None else None
+    table = Table(title="rota solvers" + (f" for {inst.name} ({inst.kind})" if inst else ""))
+    table.add_column("solver")
+    table.add_column("installed")
+    if inst is not None:
+        table.add_column("supports")
+    table.add_column("description")
+    for info in rota.list_solvers(inst):
+        row = [info.name, "yes" if info.available else "no"]
+        if inst is not None:
+            row.append("yes" if info.supports else f"no: {info.reason}")
+        row.append(info.description)
+        table.add_row(*row)
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,143 @@
+"""End-to-end tests of the ``rota`` command (solve, evaluate, solvers) and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import rota
+from rota.cli.main import EXIT_BAD_INPUT, EXIT_INFEASIBLE, EXIT_NO_SOLUTION, app
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_INSTANCE = REPO / "data" / "instances" / "X-n101-k25.vrp"
+runner = CliRunner()
+
+TINY = {
+    "format": "rota.routing/1",
+    "name": "tiny",
+    "distance": [[0, 5, 7, 3], [5, 0, 4, 6], [6, 4, 0, 2], [3, 6, 2, 0]],
+    "demand": [0, 2, 3, 1],
+    "vehicle_types": [{"capacity": 5, "count": 2}],
+}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:"), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_solve_writes_result_and_plot_that_evaluate_agrees_with(tiny: Path, tmp_path: Path):
+    out, plot = tmp_path / "res.json", tmp_path / "routes.png"
+    result = invoke("solve", tiny, "--solver", "greedy", "--time-limit", "1", "--out", out,
+                    "--plot", plot)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "feasible" in result.output
+    data = json.loads(out.read_text())
+    assert data["status"] == "feasible" and data["solver"] == "greedy"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    inst = rota.read(tiny)
+    report = rota.evaluate(inst, rota.read_solution(out, inst))
+    assert report.feasible and report.objective == pytest.approx(data["objective"])
+    evaluated = invoke("evaluate", tiny, out)
+    assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_solve_shipped_instance_shows_gap_and_writes_sol(tmp_path: Path):
+    sol = tmp_path / "x.sol"
+    result = invoke("solve", DEFAULT_INSTANCE, "--solver", "greedy", "--out", sol)
+    assert result.exit_code == 0, result.output
+    assert "27,591" in result.output  # the BKS from the .sol beside the instance
+    assert sol.read_text().startswith("Route #1:")
+    assert invoke("evaluate", DEFAULT_INSTANCE, sol).exit_code == 0
+
+
+def test_evaluate_lists_violations_and_exits_nonzero(tiny: Path, tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"routes": [[1, 2, 3]]}))
+    result = invoke("evaluate", tiny, bad)
+    assert result.exit_code == EXIT_INFEASIBLE
+    assert "carries 6 > capacity 5" in result.output
+
+
+def test_solvers_lists_every_registered_solver_and_support(tiny: Path):
+    result = invoke("solvers", tiny)
+    assert result.exit_code == 0, result.output
+    for name in ("pyvrp", "ortools", "greedy"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("solve", "{tiny}", "--solver", "nope"), "unknown solver 'nope'"),
+        (("solve", "{missing}"), "no such file"),
+        (("solve", "{garbage}"), "garbage.vrp"),
+        (("solve", "{tiny}", "--solver", "pyvrp", "--time-limit", "-1"), "time_limit"),
+        (("solve", "{tiny}", "--solver", "pyvrp", "--option", "colour=red"), "pyvrp"),
+        (("evaluate", "{tiny}", "{missing}"), "missing.json"),
+        (("solvers", "{garbage}"), "garbage.vrp"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(args, expected, tiny: Path, tmp_path: Path):
+    garbage = tmp_path / "garbage.vrp"
+    garbage.write_bytes(b"NAME : broken\nDIMENSION : three\n")
+    paths = {"tiny": tiny, "missing": tmp_path / "missing.json", "garbage": garbage}
+    result = invoke(*(a.format(**paths) for a in args))
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert expected in one_line_error(result)
+
+
+def test_instance_too_large_for_an_exact_solver_is_refused(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    data = {
+        "coords": rng.uniform(0, 100, size=(601, 2)).round().tolist(),
+        "distance_rounding": "nearest",
+        "demand": [0] + [1] * 600,
+        "vehicle_types": [{"capacity": 50}],
+    }
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(data))
+    result = invoke("solve", path, "--solver", "milp", "--time-limit", "1")
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert "600" in one_line_error(result)
+
+
+def test_no_solution_exits_3(tmp_path: Path):
+    # Two clients whose windows cannot both be met by the single vehicle.
+    data = {
+        "distance": [[0, 10, 10], [10, 0, 30], [10, 30, 0]],
+        "time_windows": [[0, 100], [10, 10], [10, 10]],
+        "vehicle_types": [{"capacity": None, "count": 1}],
+    }
+    path = tmp_path / "clash.json"
+    path.write_text(json.dumps(data))
+    result = invoke("solve", path, "--solver", "greedy", "--time-limit", "1")
+    assert result.exit_code == EXIT_NO_SOLUTION, result.output
+    assert "found no solution" in one_line_error(result)
+
+
+def test_console_script_runs_as_installed(tiny: Path):
+    command = [sys.executable, "-m", "rota.cli.main", "solve", str(tiny), "--solver", "greedy"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "tiny" in done.stdout
