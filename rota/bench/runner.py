@@ -1,0 +1,877 @@
+"""Run every (instance, solver, budget, seed) in worker processes and log each run to a CSV.
+
+The flow of :func:`run_bench`:
+
+1. expand the instance specs (files, folders, globs, ``.jsonl`` sets) and read
+   each instance that still has runs to do once in the parent, so that a bad
+   file fails before any time is spent;
+2. read ``out/runs.csv`` if it exists and skip every run already in it;
+3. hand the remaining runs to ``workers`` processes; each reads its instance,
+   calls :func:`rota.solve`, re-checks the returned solution with
+   :func:`rota.evaluate` and sends back one plain row;
+4. append each row to ``runs.csv`` as it arrives (flush + fsync, so a
+   ``kill -9`` loses at most the runs in flight);
+5. write ``summary.md`` and the plots (:mod:`rota.bench.report`).
+
+Workers are started with the ``forkserver`` method (``spawn`` where there is
+none, i.e. Windows): never forked from the parent, so safe when the parent has
+threads (e.g. after importing torch). A worker starts from a fresh
+interpreter's state, so solvers added to the registry at run time
+(:func:`rota.solvers.base.register`) are re-registered in every worker:
+``"module:attr"`` targets as they are, factories by pickling them, which works
+for any module-level class or function.
+
+Each worker is a long-lived process with its own pipe, so the parent always
+knows which run a worker holds: a worker that dies (segfault, ``os._exit``,
+out of memory) becomes an ``error`` row for exactly that run and is replaced,
+and a run still going ``2 * time_limit + grace`` seconds after it started is
+killed and recorded the same way. (A ``ProcessPoolExecutor`` cannot tell which
+run took a worker down: it breaks the whole pool.)
+
+A worker process runs one solver only, because two backends' native libraries
+can clash in one process; it imports that solver before taking runs, and when
+the solver has no runs left the worker is replaced by one for the next solver.
+Parallel runs are therefore mostly of the same solver, so every solver meets
+about the same contention for cores.
+
+Workers ignore SIGINT, so Ctrl+C reaches the parent alone, which stops them
+and keeps what is written; if the parent itself is killed, each worker exits
+when it next talks to its closed pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import functools
+import glob
+import json
+import multiprocessing
+import os
+import pickle
+import shlex
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from rota.bench.report import (
+    COLUMNS,
+    RUNS_CSV,
+    SOLVED,
+    Run,
+    gap_pct,
+    latest,
+    options_json,
+    read_runs,
+    write_report,
+)
+from rota.problems.io.json import FormatError, instance_from_dict
+
+#: Suffixes a folder or a glob contributes; an explicitly named file is taken whatever it is.
+INSTANCE_SUFFIXES = (".vrp", ".txt", ".atsp", ".tsp", ".json", ".jsonl")
+#: Files beside instances that share their suffixes but hold references or prose.
+_NOT_INSTANCES = ("OPTIMA", "BKS", "README", "LICENSE", "CHANGELOG")
+_NOT_INSTANCE_FORMATS = ('"rota.solution/1"', '"rota.result/1"')
+
+DEFAULT_GRACE = 60.0
+_MESSAGE_CHARS = 300
+_POLL_SECONDS = 0.25
+
+
+# -- instances ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """One benchmark instance: a file, or one line (1-based) of a ``.jsonl`` set."""
+
+    path: Path
+    line: int | None = None
+
+    @property
+    def id(self) -> str:
+        """The identity used in ``runs.csv``: the absolute path, ``#line`` for a set line."""
+        return str(self.path) if self.line is None else f"{self.path}#{self.line}"
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def _set_lines(path: Path) -> list[int]:
+    """1-based numbers of the non-empty lines of a JSON-lines set."""
+    with path.open(encoding="utf-8") as handle:
+        return [n for n, text in enumerate(handle, 1) if text.strip()]
+
+
+def _is_instance_file(path: Path) -> bool:
+    if path.suffix.lower() not in INSTANCE_SUFFIXES or path.name.startswith("."):
+        return False
+    if path.stem.upper().startswith(_NOT_INSTANCES):
+        return False
+    if path.suffix.lower() == ".json":
+        with path.open("rb") as handle:
+            head = handle.read(4096).decode("utf-8", errors="replace")
+        return not any(fmt in head for fmt in _NOT_INSTANCE_FORMATS)
+    return True
+
+
+def _refs_of_file(path: Path) -> list[InstanceRef]:
+    path = path.resolve()
+    if path.suffix.lower() == ".jsonl":
+        lines = _set_lines(path)
+        if not lines:
+            raise ValueError(f"{path}: instance set is empty")
+        return [InstanceRef(path, n) for n in lines]
+    return [InstanceRef(path)]
+
+
+def expand_instances(specs: Sequence[str | Path]) -> list[InstanceRef]:
+    """The instances named by files, folders, globs and ``set.jsonl#line`` specs.
+
+    A file is taken as given; a folder contributes, recursively, its files with
+    a known suffix (``.vrp .txt .atsp .tsp .json .jsonl``) except reference
+    tables (``OPTIMA*``, ``BKS*``), READMEs and rota solution/result JSON; a
+    glob (``*``, ``?``, ``[``; ``**`` recurses) contributes its matches filtered
+    the same way. A ``.jsonl`` set contributes each non-empty line as its own
+    instance, identified as ``path#lineno``. Order is kept, duplicates dropped.
+
+    Raises
+    ------
+    ValueError
+        A spec names nothing, or a glob or folder holds no instance file.
+    """
+    refs: list[InstanceRef] = []
+    for spec in specs:
+        text = str(spec)
+        path = Path(text).expanduser()
+        base, hash_, line = text.rpartition("#")
+        if hash_ and line.isdigit() and Path(base).is_file() and not path.exists():
+            number = int(line)
+            set_path = Path(base).expanduser().resolve()
+            if number not in _set_lines(set_path):
+                raise ValueError(f"{text}: {set_path} has no instance on line {number}")
+            refs.append(InstanceRef(set_path, number))
+        elif path.is_file():
+            refs.extend(_refs_of_file(path))
+        elif path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and _is_instance_file(p)
+            )
+            if not found:
+                raise ValueError(
+                    f"{text}: folder holds no instance file ({', '.join(INSTANCE_SUFFIXES)})"
+                )
+            for p in found:
+                refs.extend(_refs_of_file(p))
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True))
+            found = [p for p in matches if p.is_file() and _is_instance_file(p)]
+            if not found:
+                raise ValueError(f"{text}: glob matches no instance file")
+            for p in found:
+                refs.extend(_refs_of_file(p))
+        else:
+            raise ValueError(f"{text}: no such file or folder")
+    return list(dict.fromkeys(refs))
+
+
+def _coerce_refs(instances: Sequence[InstanceRef | str | Path]) -> list[InstanceRef]:
+    refs: list[InstanceRef] = []
+    for item in instances:
+        if isinstance(item, InstanceRef):
+            refs.append(InstanceRef(item.path.resolve(), item.line))
+        else:
+            refs.extend(expand_instances([item]))
+    return list(dict.fromkeys(refs))
+
+
+@functools.lru_cache(maxsize=2)
+def _set_text(path: str, mtime_ns: int) -> tuple[str, ...]:
+    with open(path, encoding="utf-8") as handle:
+        return tuple(handle)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_instance(path: str, line: int | None, mtime_ns: int):
+    if line is None:
+        from rota.problems.io import read
+
+        return read(path)
+    lines = _set_text(path, mtime_ns)
+    where = f"{path}: line {line}"
+    if not 1 <= line <= len(lines) or not lines[line - 1].strip():
+        raise FormatError(f"{where}: no instance on this line")
+    try:
+        data = json.loads(lines[line - 1])
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}: invalid JSON ({exc.msg})") from None
+    return instance_from_dict(data, where)
+
+
+def load_instance(ref: InstanceRef):
+    """Read the instance ``ref`` names (a file through :func:`rota.read`, or a set line)."""
+    path = Path(ref.path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    return _cached_instance(str(path), ref.line, path.stat().st_mtime_ns)
+
+
+def file_reference(ref: InstanceRef) -> tuple[float, str] | None:
+    """The reference value of an instance file and its kind (``"optimal"`` or ``"bks"``).
+
+    Asks :func:`rota.problems.io.reference.reference_cost` (an ``OPTIMA.txt``
+    entry, the instance's ``.sol`` or a ``BKS.txt`` entry in its folder). Lines
+    of a ``.jsonl`` set have no reference file: ``None``.
+    """
+    if ref.line is not None:
+        return None
+    from rota.problems.io.reference import reference_cost
+
+    found = reference_cost(ref.path)
+    if found is None:
+        return None
+    if found.kind not in ("optimal", "bks"):
+        raise ValueError(f"{found.source}: reference kind is {found.kind!r}, not optimal or bks")
+    return float(found.value), found.kind
+
+
+# -- one run, inside a worker -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Task:
+    ref: InstanceRef
+    solver: str
+    options: dict[str, Any]
+    options_json: str
+    time_limit: float
+    seed: int
+
+    @property
+    def key(self) -> tuple[str, str, str, float, int]:
+        return (self.ref.id, self.solver, self.options_json, self.time_limit, self.seed)
+
+
+def one_line(text: object) -> str:
+    """A message fit for one CSV cell and one table cell: first line only, trimmed."""
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    first = " ".join(lines[0].split()) if lines else ""
+    if len(lines) > 1:
+        first += " …"
+    return first if len(first) <= _MESSAGE_CHARS else first[: _MESSAGE_CHARS - 1] + "…"
+
+
+def _describe(exc: BaseException) -> str:
+    return one_line(f"{type(exc).__name__}: {exc}")
+
+
+def execute(task: _Task) -> dict[str, Any]:
+    """Run one task and describe the outcome as plain row fields; never raises ``Exception``.
+
+    The returned solution is re-checked with the evaluator here, whatever the
+    solver claims: a solution that breaks a constraint becomes
+    ``infeasible_solution`` with the first violation, and the evaluator's
+    objective is the one recorded.
+    """
+    from rota.problems.routing import evaluate
+    from rota.solvers.base import Status, UnsupportedInstanceError, solve
+
+    try:
+        instance = load_instance(task.ref)
+    except Exception as exc:
+        return {"status": "error", "message": one_line(f"cannot read instance: {exc}")}
+    row: dict[str, Any] = {
+        "name": one_line(instance.name),
+        "kind": instance.kind,
+        "n_clients": instance.num_clients,
+    }
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        result = solve(
+            instance,
+            solver=task.solver,
+            time_limit=task.time_limit,
+            seed=task.seed,
+            **task.options,
+        )
+    except UnsupportedInstanceError as exc:
+        return row | {"status": "unsupported", "message": one_line(exc)}
+    except Exception as exc:
+        return row | {
+            "status": "error",
+            "wall_time": time.perf_counter() - started,
+            "cpu_time": time.process_time() - cpu_started,
+            "message": _describe(exc),
+            "traceback": traceback.format_exc(),
+        }
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    notes: list[str] = []
+    try:
+        status = Status(result.status).value
+        row |= {"runtime": float(result.runtime), "wall_time": wall, "cpu_time": cpu}
+        row["bound"] = None if result.bound is None else float(result.bound)
+        if result.solution is not None:
+            report = evaluate(instance, result.solution)
+            row["objective"] = float(report.objective)
+            row["feasible"] = not report.violations
+            if report.violations:
+                status = "infeasible_solution"
+                notes.append(
+                    f"{len(report.violations)} violation(s), first: {report.violations[0]}"
+                )
+            elif status in SOLVED and result.objective is not None:
+                claimed = float(result.objective)
+                if abs(claimed - report.objective) > 1e-6 * max(1.0, abs(report.objective)):
+                    notes.append(
+                        f"solver reported objective {claimed:g}, evaluator says "
+                        f"{report.objective:g}; the evaluator's is recorded"
+                    )
+        elif status in SOLVED:
+            status = "error"
+            notes.append(f"solver reported status {result.status.value} without a solution")
+        if status == "error" and result.stats.get("error"):
+            notes.append(str(result.stats["error"]))
+        if wall > 1.5 * task.time_limit + 1.0:
+            notes.append(f"ran {wall:.2f} s for a {task.time_limit:g} s budget")
+    except Exception as exc:  # a malformed Result is the solver's bug, not the bench's
+        return row | {
+            "status": "error", "wall_time": wall, "cpu_time": cpu, "message": _describe(exc),
+        }  # fmt: skip
+    return row | {"status": status, "message": one_line("; ".join(notes))}
+
+
+def _worker_main(conn: Connection, registrations: list[tuple[str, Any]], solver: str) -> None:
+    # Ctrl+C reaches the whole process group; the parent alone decides what to do.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from rota.solvers.base import get_solver, register
+
+    for name, target in registrations:
+        register(name, target)
+    # Import the backend now, so that its import time counts neither against the
+    # first run's wall time nor against its kill deadline. A failure here is
+    # left for the runs to record, each with its own message.
+    with contextlib.suppress(Exception):
+        get_solver(solver)
+    conn.send("ready")
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if task is None:
+            return
+        outcome = execute(task)
+        try:
+            conn.send(outcome)
+        except (BrokenPipeError, OSError):
+            return
+
+
+# -- the pool ----------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    ready: bool = False
+    task: _Task | None = None
+    solver: str = ""  # the one solver this process runs
+    deadline: float = float("inf")
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # forkserver: each worker is forked from a clean single-threaded server that has
+    # imported this module once, so a worker starts in ~10 ms instead of ~0.5 s for
+    # spawn, and nothing the parent holds (threads, torch, a solver's native state)
+    # leaks into it. Windows has only spawn.
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+@dataclass
+class _Pool:
+    """``size`` long-lived worker processes, each holding at most one task."""
+
+    size: int
+    registrations: list[tuple[str, Any]]
+    grace: float
+    on_done: Callable[[_Task, dict[str, Any]], None]
+    workers: list[_Worker] = field(default_factory=list)
+    startup_failures: int = 0
+
+    def _start(self, solver: str) -> _Worker:
+        ctx = _context()
+        parent, child = ctx.Pipe()
+        process = ctx.Process(
+            target=_worker_main,
+            args=(child, self.registrations, solver),
+            name=f"rota-bench-{solver}",
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent, solver=solver)
+
+    def run(self, tasks: list[_Task]) -> None:
+        pending = list(tasks)
+        self.workers = [self._start(t.solver) for t in pending[: self.size]]
+        while pending or any(w.task is not None for w in self.workers):
+            for i, w in enumerate(self.workers):
+                if w.ready and w.task is None and pending and not self._dispatch(w, pending):
+                    self._close(w, kill=False)
+                    self.workers[i] = self._start(pending[0].solver)
+            busy = [w.deadline for w in self.workers if w.task is not None]
+            timeout = min([_POLL_SECONDS, *(d - time.monotonic() for d in busy)])
+            wait(
+                [w.conn for w in self.workers] + [w.process.sentinel for w in self.workers],
+                timeout=max(0.0, timeout),
+            )
+            alive = []
+            for w in self.workers:
+                if self._poll(w):
+                    alive.append(w)
+                else:
+                    self._close(w, kill=True)
+                    if pending:
+                        alive.append(self._start(pending[0].solver))
+            self.workers = alive
+
+    def _dispatch(self, w: _Worker, pending: list[_Task]) -> bool:
+        """Send ``w`` the next task of its solver; ``False`` when its solver has none left.
+
+        A process runs one solver only: native libraries of two backends can
+        clash in one process (HiGHS from highspy and the copy inside OR-Tools
+        make whichever is imported second fail), which would turn a
+        scheduling accident into a wrong result.
+        """
+        index = next((k for k, t in enumerate(pending) if t.solver == w.solver), None)
+        if index is None:
+            return False
+        task = pending[index]
+        try:
+            w.conn.send(task)
+        except OSError:  # died since it said ready: the next poll replaces it
+            return True
+        pending.pop(index)
+        w.task = task
+        w.deadline = time.monotonic() + 2 * task.time_limit + self.grace
+        return True
+
+    def _poll(self, w: _Worker) -> bool:
+        """Collect what ``w`` has to say; ``False`` when it must be replaced."""
+        try:
+            if w.conn.poll():
+                message = w.conn.recv()
+                if message == "ready":
+                    w.ready, self.startup_failures = True, 0
+                else:
+                    task, w.task = w.task, None
+                    self.on_done(task, message)
+                return True
+        except (EOFError, OSError):
+            pass  # the worker died; its exit code says how
+        if w.process.is_alive() and not (w.task and time.monotonic() > w.deadline):
+            return True
+        if w.task is not None:
+            task, w.task = w.task, None
+            if w.process.is_alive():
+                message = (
+                    f"killed: still running {2 * task.time_limit + self.grace:g} s after it "
+                    f"started (twice the budget plus {self.grace:g} s grace)"
+                )
+            else:
+                w.process.join(1)
+                message = f"worker process died ({_exit_reason(w.process.exitcode)})"
+            self.on_done(task, {"status": "error", "message": message})
+        elif not w.ready:
+            self.startup_failures += 1
+            if self.startup_failures > 3:
+                raise RuntimeError(
+                    "bench worker processes keep dying at start "
+                    f"({_exit_reason(w.process.exitcode)}); run one solve outside the bench"
+                )
+        return False
+
+    def _close(self, w: _Worker, kill: bool) -> None:
+        if w.process.is_alive() and not kill and w.task is None:
+            with contextlib.suppress(OSError):
+                w.conn.send(None)
+            w.process.join(2)
+        if w.process.is_alive():
+            w.process.terminate()
+            w.process.join(2)
+        if w.process.is_alive():
+            w.process.kill()
+            w.process.join()
+        w.conn.close()
+
+    def close(self) -> None:
+        for w in self.workers:
+            self._close(w, kill=False)
+        self.workers = []
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "exit code unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# -- the CSV log -------------------------------------------------------------------
+
+
+def _repair_tail(path: Path) -> None:
+    """Cut a torn last line (a bench killed mid-write) so the next row starts clean."""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+class _CsvLog:
+    """Append-only ``runs.csv``: the header once, then one flushed, fsynced row per run."""
+
+    def __init__(self, path: Path) -> None:
+        fresh = not path.exists() or path.stat().st_size == 0
+        self._handle = path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle, lineterminator="\n")
+        if fresh:
+            self._writer.writerow(COLUMNS)
+            self._sync()
+
+    def _sync(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def append(self, run: Run) -> None:
+        self._writer.writerow(run.to_csv())
+        self._sync()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+# -- the bench ---------------------------------------------------------------------
+
+
+def _row(task: _Task, outcome: dict[str, Any], file_ref: tuple[float, str] | None) -> Run:
+    """The CSV row of a finished task; gap against the file reference when there is one."""
+    ref_value, ref_kind = file_ref or (None, "")
+    run = Run(
+        instance=task.ref.id,
+        name=outcome.get("name", ""),
+        kind=outcome.get("kind", ""),
+        n_clients=outcome.get("n_clients"),
+        solver=task.solver,
+        options=task.options_json,
+        time_limit=task.time_limit,
+        seed=task.seed,
+        status=outcome["status"],
+        objective=outcome.get("objective"),
+        bound=outcome.get("bound"),
+        runtime=outcome.get("runtime"),
+        wall_time=outcome.get("wall_time"),
+        cpu_time=outcome.get("cpu_time"),
+        feasible=outcome.get("feasible"),
+        message=outcome.get("message", ""),
+        reference=ref_value,
+        reference_kind=ref_kind,
+        finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    if run.solved and ref_value is not None:
+        run = replace(run, gap_pct=gap_pct(run.objective, ref_value))
+    return run
+
+
+class _Recorder:
+    """Receives finished tasks: appends the row, keeps tracebacks, advances the bar."""
+
+    def __init__(
+        self, log: _CsvLog, errors_log: Path, file_refs: dict[str, tuple[float, str] | None]
+    ) -> None:
+        self.log, self.errors_log, self.file_refs = log, errors_log, file_refs
+        self.executed = 0
+        self.counts = {True: 0, False: 0}
+        self.bar = None
+        self.bar_task = None
+
+    def show_progress(self, todo: int, skipped: int, csv_path: Path) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        if skipped:
+            self.bar.console.print(f"skipping {skipped} runs already in {csv_path}")
+        self.bar.start()
+        self.bar_task = self.bar.add_task("bench", total=todo)
+
+    def __call__(self, task: _Task, outcome: dict[str, Any]) -> None:
+        run = _row(task, outcome, self.file_refs.get(task.ref.id))
+        self.log.append(run)
+        if outcome.get("traceback"):
+            with self.errors_log.open("a", encoding="utf-8") as handle:
+                handle.write(f"== {task.ref.id} {task.solver} {task.time_limit:g}s ")
+                handle.write(f"seed {task.seed}\n{outcome['traceback']}\n")
+        self.executed += 1
+        self.counts[run.solved] += 1
+        if self.bar is not None:
+            ok, other = self.counts[True], self.counts[False]
+            self.bar.update(
+                self.bar_task, advance=1, description=f"bench: {ok} feasible, {other} not"
+            )
+
+    def close(self) -> None:
+        self.log.close()
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@dataclass(frozen=True)
+class BenchSummary:
+    """What :func:`run_bench` did and where it wrote it.
+
+    ``total`` runs were asked for: ``skipped`` were already in ``runs.csv``,
+    ``executed`` finished in this call (the rest were cut off when
+    ``interrupted``). ``statuses`` counts the status of every asked-for run
+    now in ``runs.csv``.
+    """
+
+    out: Path
+    runs_csv: Path
+    summary_md: Path
+    plots: tuple[Path, ...]
+    total: int
+    skipped: int
+    executed: int
+    interrupted: bool
+    statuses: dict[str, int]
+
+
+def _registrations(solvers: Sequence[str]) -> list[tuple[str, Any]]:
+    from rota.solvers.base import registry_target
+
+    entries = []
+    for name in solvers:
+        target = registry_target(name)
+        if not isinstance(target, str):
+            try:
+                pickle.dumps(target)
+                if getattr(target, "__module__", None) == "__main__":
+                    raise TypeError("a worker process cannot import __main__")
+            except Exception:
+                raise ValueError(
+                    f"solver {name!r} is registered with {target!r}, which cannot be sent to "
+                    "worker processes; register it as 'module:attr' or a module-level factory"
+                ) from None
+        entries.append((name, target))
+    return entries
+
+
+def _validate(
+    solvers: Sequence[str],
+    time_limits: Sequence[float],
+    seeds: int | Sequence[int],
+    workers: int | None,
+    solver_options: dict[str, dict] | None,
+) -> tuple[list[str], list[float], list[int], int, dict[str, dict]]:
+    from rota.solvers.base import solver_names
+
+    solvers = list(dict.fromkeys(solvers))
+    if not solvers:
+        raise ValueError("solvers is empty: name at least one solver")
+    for name in solvers:
+        if name not in solver_names():
+            raise ValueError(f"unknown solver {name!r}; valid solvers: {', '.join(solver_names())}")
+    budgets = []
+    for t in time_limits:
+        t = float(t)
+        if not (t > 0 and t != float("inf")):
+            raise ValueError(f"time limit {t} is not a positive number of seconds")
+        budgets.append(t)
+    if not budgets:
+        raise ValueError("time_limits is empty: give at least one budget")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds is {seeds}, expected a count >= 1 or a list of seeds")
+        seed_list = list(range(seeds))
+    else:
+        seed_list = list(dict.fromkeys(int(s) for s in seeds))
+        if not seed_list:
+            raise ValueError("seeds is empty: give a count or a list of seeds")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers is {workers}, expected a positive integer")
+    options = dict(solver_options or {})
+    for name, opts in options.items():
+        if name not in solvers:
+            raise ValueError(f"options given for solver {name!r}, which is not benchmarked")
+        if not isinstance(opts, dict):
+            raise ValueError(f"options of solver {name!r} must be a dict, got {opts!r}")
+    return solvers, list(dict.fromkeys(budgets)), seed_list, int(workers), options
+
+
+def run_bench(
+    instances: Sequence[InstanceRef | str | Path],
+    solvers: Sequence[str],
+    time_limits: Sequence[float],
+    seeds: int | Sequence[int],
+    out: str | Path,
+    workers: int | None = None,
+    progress: bool = True,
+    solver_options: dict[str, dict] | None = None,
+    *,
+    grace: float = DEFAULT_GRACE,
+    retry_errors: bool = False,
+    command: str | None = None,
+) -> BenchSummary:
+    """Run every (instance, solver, time limit, seed) and write ``out/``.
+
+    Parameters
+    ----------
+    instances
+        :class:`InstanceRef` (from :func:`expand_instances`), or paths, folders,
+        globs and ``set.jsonl#line`` specs, expanded the same way.
+    solvers
+        Registered solver names.
+    time_limits
+        Wall-clock budgets in seconds.
+    seeds
+        A count ``k`` (seeds ``0..k-1``) or the seeds themselves.
+    out
+        Output folder: ``runs.csv``, ``summary.md``, ``gap_vs_time.png``,
+        ``performance_profile.png`` and ``errors.log`` (tracebacks). Runs
+        already in ``out/runs.csv`` are skipped, so rerunning an interrupted
+        bench finishes it.
+    workers
+        Parallel worker processes; default ``os.cpu_count()``.
+    progress
+        Show a rich progress bar on stderr.
+    solver_options
+        Options passed to ``rota.solve`` per solver name, e.g.
+        ``{"pyvrp": {"population": 25}}``; recorded as JSON in each row.
+    grace
+        A run still going ``2 * time_limit + grace`` s after it started is
+        killed and recorded as an ``error``.
+    retry_errors
+        Rerun runs whose row says ``error`` (crash, kill); the new row replaces
+        the old one in the report.
+    command
+        Command line shown in ``summary.md``; default ``sys.argv``.
+
+    Returns
+    -------
+    BenchSummary
+        Counts and paths; ``interrupted`` is True when Ctrl+C stopped the bench,
+        in which case every finished run is saved and the report is written.
+
+    Raises
+    ------
+    ValueError
+        Unknown solver, bad budget, seed count or worker count, an instance that
+        does not read, or an ``out/runs.csv`` that is not a bench log.
+    """
+    refs = _coerce_refs(instances)
+    if not refs:
+        raise ValueError("instances is empty: name at least one instance")
+    solvers, budgets, seed_list, workers, options = _validate(
+        solvers, time_limits, seeds, workers, solver_options
+    )
+    registrations = _registrations(solvers)
+    if command is None:
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
+    csv_path = out / RUNS_CSV
+
+    existing: list[Run] = []
+    if csv_path.exists():
+        existing = read_runs(csv_path)  # validates the header before anything is appended
+        _repair_tail(csv_path)
+    done = {r.key for r in latest(existing) if not (retry_errors and r.status == "error")}
+    order = {ref: k for k, ref in enumerate(refs)}
+    tasks = [
+        _Task(ref, name, options.get(name, {}), options_json(options.get(name)), t, seed)
+        for ref in refs
+        for name in solvers
+        for t in budgets
+        for seed in seed_list
+    ]
+    total = len(tasks)
+    todo = [t for t in tasks if t.key not in done]
+    # Longest budgets first, so that short runs fill the gaps at the end; then by
+    # solver, as workers take runs of their own solver only.
+    rank = {name: k for k, name in enumerate(solvers)}
+    todo.sort(key=lambda t: (-t.time_limit, rank[t.solver], order[t.ref], t.seed))
+
+    file_refs: dict[str, tuple[float, str] | None] = {}
+    for ref in dict.fromkeys(t.ref for t in todo):
+        load_instance(ref)  # a bad instance fails here, before any run starts
+        file_refs[ref.id] = file_reference(ref)
+
+    out.mkdir(parents=True, exist_ok=True)
+    interrupted = False
+    recorder = _Recorder(_CsvLog(csv_path), out / "errors.log", file_refs)
+    pool = _Pool(workers, registrations, grace, recorder)
+    try:
+        if progress and todo:
+            recorder.show_progress(len(todo), total - len(todo), csv_path)
+        pool.run(todo)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        pool.close()
+        recorder.close()
+
+    notes = ["the bench was interrupted; rerun the same command to finish it"] * interrupted
+    summary_md, *plots = write_report(out, command=command, workers=workers, notes=notes)
+    asked = {t.key for t in tasks}
+    statuses: dict[str, int] = {}
+    for run in latest(read_runs(csv_path)):
+        if run.key in asked:
+            statuses[run.status] = statuses.get(run.status, 0) + 1
+    return BenchSummary(
+        out=out,
+        runs_csv=csv_path,
+        summary_md=summary_md,
+        plots=tuple(plots),
+        total=total,
+        skipped=total - len(todo),
+        executed=recorder.executed,
+        interrupted=interrupted,
+        statuses=statuses,
+    )
