@@ -114,6 +114,28 @@ class Solver(Protocol):
         """Solve within ``stop``; objective in the instance's units."""
 
 
+class RequiresModules:
+    """Mixin giving a backend an ``available()`` that imports its engine's modules.
+
+    Importing is the only reliable test: a package can be installed yet fail
+    to load (a clashing shared library), so the reason is kept in
+    ``import_error`` for ``rota solvers`` to show.
+    """
+
+    requires: tuple[str, ...] = ()
+    import_error: str | None = None
+
+    def available(self) -> bool:
+        try:
+            for module in self.requires:
+                importlib.import_module(module)
+        except Exception as exc:  # any import failure means "not usable here"
+            self.import_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self.import_error = None
+        return True
+
+
 class UnsupportedInstanceError(ValueError):
     """Raised when a solver is asked to solve an instance it cannot model."""
 

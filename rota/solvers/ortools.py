@@ -22,6 +22,7 @@ import numpy as np
 from rota.problems.routing import Route, RoutingInstance, RoutingSolution
 from rota.solvers.base import (
     Capabilities,
+    RequiresModules,
     Result,
     Status,
     Stop,
@@ -63,7 +64,7 @@ def fleet_size(instance: RoutingInstance, k: int) -> int:
     return min(n, 2 * math.ceil(total / vt.capacity) + 1)
 
 
-class ORToolsSolver:
+class ORToolsSolver(RequiresModules):
     """OR-Tools routing (CVRP, ACVRP, VRPTW, heterogeneous, multi-depot), heuristic."""
 
     name = "ortools"
@@ -76,19 +77,7 @@ class ORToolsSolver:
         uncapacitated=True,
     )
 
-    #: Why the last :meth:`available` check failed, for diagnostics; None when it passed.
-    #: (An ImportError naming a HiGHS symbol means another HiGHS build, such as
-    #: highspy's, was loaded first in this process.)
-    import_error: str | None = None
-
-    def available(self) -> bool:
-        try:
-            from ortools.constraint_solver import pywrapcp  # noqa: F401
-        except Exception as exc:  # any import failure means "not usable here"
-            self.import_error = f"{type(exc).__name__}: {exc}"
-            return False
-        self.import_error = None
-        return True
+    requires = ("ortools.constraint_solver.pywrapcp",)
 
     def supports(self, instance: RoutingInstance) -> str | None:
         return check_capabilities(self.name, self.capabilities, instance) or scaling_refusal(

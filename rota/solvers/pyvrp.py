@@ -18,6 +18,7 @@ import numpy as np
 from rota.problems.routing import Route, RoutingInstance, RoutingSolution
 from rota.solvers.base import (
     Capabilities,
+    RequiresModules,
     Result,
     Status,
     Stop,
@@ -27,7 +28,7 @@ from rota.solvers.base import (
 from rota.solvers.scaling import ScaledInstance, scale_instance, scaling_refusal
 
 
-class PyVRPSolver:
+class PyVRPSolver(RequiresModules):
     """PyVRP's iterated local search (CVRP, ACVRP, VRPTW, heterogeneous, multi-depot).
 
     The run uses ``pyvrp.stop.MaxRuntime`` set to the time left after
@@ -47,17 +48,7 @@ class PyVRPSolver:
         uncapacitated=True,
     )
 
-    #: Why the last :meth:`available` check failed, for diagnostics; None when it passed.
-    import_error: str | None = None
-
-    def available(self) -> bool:
-        try:
-            import pyvrp  # noqa: F401
-        except Exception as exc:  # any import failure means "not usable here"
-            self.import_error = f"{type(exc).__name__}: {exc}"
-            return False
-        self.import_error = None
-        return True
+    requires = ("pyvrp",)
 
     def supports(self, instance: RoutingInstance) -> str | None:
         return check_capabilities(self.name, self.capabilities, instance) or scaling_refusal(
