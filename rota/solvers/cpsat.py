@@ -1,0 +1,525 @@
+"""Exact routing with OR-Tools CP-SAT.
+
+Models
+------
+Node 0 is the depot and node ``a >= 1`` is the ``a``-th client; one Boolean per
+allowed arc (see :func:`rota.solvers.milp.allowed_arcs`).
+
+* TSP/ATSP: ``AddCircuit`` over every location.
+* One vehicle type (CVRP, ACVRP, VRPTW): ``AddMultipleCircuit`` (every route
+  is a circuit through the depot), between ``ceil(total demand / Q)`` and
+  ``count`` routes, a load variable per client with ``load_b >= load_a + d_b``
+  on every used client arc (MTZ-like; the circuit constraint already excludes
+  subtours, the loads only enforce capacity), and, with time windows, a
+  service start per client with ``start_b >= start_a + service_a + travel_ab``
+  on every used arc and a return before the depot closes.
+* Several vehicle types: one ``AddCircuit`` per vehicle, where a client's
+  self-loop means "not visited by this vehicle" and the depot's self-loop
+  "vehicle unused"; each client is visited by exactly one vehicle, each
+  vehicle's load is at most its capacity, identical vehicles are used in
+  order. Offered only for small fleets (:data:`MAX_VEHICLE_ARCS`).
+
+Integer data
+------------
+CP-SAT needs integers. Costs are scaled with
+:func:`~rota.solvers.base.integer_scale`; when no exact scale exists they are
+scaled by ``10**6`` and rounded *down*, so every CP-SAT bound is still a valid
+lower bound on the true cost; the objective is then the evaluator's and
+``OPTIMAL`` is claimed only if that objective meets the bound. Travel and
+service times, time windows, demands and capacities are scaled the same way;
+when that is inexact they are rounded conservatively (times and demands up,
+window closings and capacities down), so every solution found is truly
+feasible, but a proof about the rounded model says nothing about the true one:
+the result is then never ``OPTIMAL`` or ``INFEASIBLE`` and carries no bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rota.problems.routing import RoutingInstance, RoutingSolution, evaluate
+from rota.solvers import greedy
+from rota.solvers.base import (
+    Capabilities,
+    RequiresModules,
+    Result,
+    Status,
+    Stop,
+    UnsupportedInstanceError,
+    check_capabilities,
+    finish,
+    integer_scale,
+)
+from rota.solvers.milp import allowed_arcs, vehicle_copies
+
+#: Largest number of clients offered per problem family.
+MAX_CLIENTS = {"tsp": 400, "cvrp": 100, "vrptw": 100, "hf": 40}
+#: Vehicle-indexed (heterogeneous fleet) models: vehicles times arcs, at most.
+MAX_VEHICLE_ARCS = 60_000
+#: Scale for float costs that no power of ten up to 10**4 makes integral.
+FLOAT_COST_SCALE = 1_000_000
+#: Scaled integers must stay far from int64 overflow inside CP-SAT's sums.
+_MAX_SCALED = 2**50
+#: Relative slack between the evaluator's objective and a bound for OPTIMAL
+#: when costs were rounded: only floating-point noise, not rounding error.
+_PROOF_TOL = 1e-9
+
+_OPTION_NAMES = ("num_workers", "warm_start")
+
+
+def _family(instance: RoutingInstance) -> str:
+    if instance.is_tsp:
+        return "tsp"
+    if len(instance.vehicle_types) > 1:
+        return "hf"
+    return "vrptw" if instance.has_time_windows else "cvrp"
+
+
+def machine_workers() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class _Scaled:
+    """Integer data for CP-SAT and how it relates to the instance."""
+
+    cost: np.ndarray  # (types, n, n) int64
+    fixed: np.ndarray  # (types,) int64
+    cost_scale: int
+    cost_exact: bool
+    step: np.ndarray | None  # (n, n) service at tail + travel, int64
+    open_: np.ndarray | None
+    close: np.ndarray | None
+    demand: np.ndarray  # int64
+    capacity: list[int | None]
+    proofs_valid: bool  # times and loads scaled exactly
+
+
+def _scale(instance: RoutingInstance) -> _Scaled:
+    types = instance.vehicle_types
+    unit = np.stack([vt.unit_distance_cost * instance.distance for vt in types])
+    fixed = np.array([vt.fixed_cost for vt in types], dtype=np.float64)
+    s, exact = integer_scale(unit, fixed)
+    if exact:
+        cost, fixed_i = np.round(unit * s), np.round(fixed * s)
+    else:  # rounding down keeps every bound CP-SAT proves a bound on the true costs
+        s = FLOAT_COST_SCALE
+        cost, fixed_i = np.floor(unit * s), np.floor(fixed * s)
+
+    valid = True
+    step = open_ = close = None
+    if instance.time_windows is not None:
+        raw_step = instance.service_time[:, None] + instance.travel_time
+        windows = instance.time_windows
+        ts, t_exact = integer_scale(raw_step, windows)
+        if t_exact:
+            step, open_, close = (
+                np.round(raw_step * ts),
+                np.round(windows[:, 0] * ts),
+                np.round(windows[:, 1] * ts),
+            )
+        else:  # later arrivals and earlier closings: whatever CP-SAT finds is truly on time
+            step = np.ceil(raw_step * ts)
+            open_, close = np.ceil(windows[:, 0] * ts), np.floor(windows[:, 1] * ts)
+        valid &= t_exact
+
+    caps = [vt.capacity for vt in types]
+    loads = [instance.demand] + [np.array([c]) for c in caps if c is not None]
+    ls, l_exact = integer_scale(*loads)
+    if l_exact:
+        demand = np.round(instance.demand * ls)
+        capacity = [None if c is None else int(round(c * ls)) for c in caps]
+    else:  # heavier clients and smaller vehicles: every route found truly fits
+        demand = np.ceil(instance.demand * ls)
+        capacity = [None if c is None else int(math.floor(c * ls)) for c in caps]
+    valid &= l_exact
+
+    as_int = [a.astype(np.int64) if a is not None else None for a in (step, open_, close)]
+    return _Scaled(
+        cost=cost.astype(np.int64),
+        fixed=fixed_i.astype(np.int64),
+        cost_scale=int(s),
+        cost_exact=exact,
+        step=as_int[0],
+        open_=as_int[1],
+        close=as_int[2],
+        demand=demand.astype(np.int64),
+        capacity=capacity,
+        proofs_valid=valid,
+    )
+
+
+class CPSATSolver(RequiresModules):
+    """Exact routing with OR-Tools CP-SAT; see the module docstring.
+
+    Parameters
+    ----------
+    num_workers
+        CP-SAT search workers; ``None`` uses every core this process may run on.
+    warm_start
+        Hint CP-SAT with a solution from :mod:`rota.solvers.greedy`.
+    """
+
+    name = "cpsat"
+    requires = ("ortools.sat.python.cp_model",)
+    description = "exact CP-SAT (OR-Tools): circuit constraints, loads and start times"
+    capabilities = Capabilities(
+        asymmetric=True,
+        time_windows=True,
+        heterogeneous=True,
+        multi_depot=False,
+        uncapacitated=True,
+        max_clients=max(MAX_CLIENTS.values()),
+    )
+
+    def __init__(self, num_workers: int | None = None, warm_start: bool = True) -> None:
+        if num_workers is not None and (
+            isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1
+        ):
+            raise ValueError(
+                f"cpsat option num_workers={num_workers!r} must be a positive integer or None"
+            )
+        if not isinstance(warm_start, bool):
+            raise ValueError(f"cpsat option warm_start={warm_start!r} must be True or False")
+        self.num_workers = num_workers
+        self.warm_start = warm_start
+
+    def configure(self, **options: Any) -> CPSATSolver:
+        """A copy of this solver with ``options`` changed.
+
+        Raises
+        ------
+        ValueError
+            An unknown option name or an invalid value; the message names it.
+        """
+        unknown = sorted(set(options) - set(_OPTION_NAMES))
+        if unknown:
+            raise ValueError(
+                f"cpsat: unknown option {unknown[0]!r}; valid options: {', '.join(_OPTION_NAMES)}"
+            )
+        current = {name: getattr(self, name) for name in _OPTION_NAMES}
+        return CPSATSolver(**{**current, **options})
+
+    def supports(self, instance: RoutingInstance) -> str | None:
+        """``None`` if the models cover ``instance``, else why not."""
+        caps = dataclasses.replace(self.capabilities, max_clients=None)
+        reason = check_capabilities(self.name, caps, instance)
+        if reason is not None:
+            return reason
+        family = _family(instance)
+        limit = MAX_CLIENTS[family]
+        if instance.num_clients > limit:
+            return (
+                f"cpsat handles {family} instances of at most {limit} clients, {instance.name} "
+                f"has {instance.num_clients}; use a heuristic solver such as pyvrp"
+            )
+        if family == "hf":
+            n = instance.num_locations
+            size = len(vehicle_copies(instance)) * n * n
+            if size > MAX_VEHICLE_ARCS:
+                return (
+                    f"cpsat's vehicle-indexed model of {instance.name} would have {size} arc "
+                    f"literals (limit {MAX_VEHICLE_ARCS}); bound the vehicle counts or use a "
+                    "heuristic solver such as pyvrp"
+                )
+        scaled = _scale(instance)
+        largest = int(scaled.cost.max()) * instance.num_locations + int(scaled.fixed.sum())
+        if largest > _MAX_SCALED:
+            return (
+                f"cpsat cannot scale the costs of {instance.name} to integers: "
+                f"{largest} is too large for 64-bit sums"
+            )
+        return None
+
+    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
+        """Solve ``instance`` within ``stop``; see the module docstring for the status."""
+        reason = self.supports(instance)
+        if reason is not None:
+            raise UnsupportedInstanceError(reason)
+        from ortools.sat.python import cp_model
+
+        scaled = _scale(instance)
+        builder = _Builder(cp_model, instance, scaled)
+        if instance.is_tsp:
+            builder.tsp()
+        elif len(instance.vehicle_types) == 1:
+            builder.one_type()
+        else:
+            builder.vehicles()
+        initial = _initial_routes(instance) if self.warm_start else None
+        builder.hint(initial)
+
+        solver = cp_model.CpSolver()
+        params = solver.parameters
+        params.max_time_in_seconds = max(0.01, stop.remaining - 0.05)
+        params.num_workers = self.num_workers or machine_workers()
+        params.random_seed = seed % 2_147_483_647
+        params.log_search_progress = False
+        code = solver.solve(builder.model)
+        return self._result(instance, stop, seed, cp_model, solver, code, builder, scaled, initial)
+
+    def _result(
+        self,
+        instance: RoutingInstance,
+        stop: Stop,
+        seed: int,
+        cp_model: Any,
+        solver: Any,
+        code: Any,
+        builder: _Builder,
+        scaled: _Scaled,
+        initial: list[tuple[list[int], int]] | None,
+    ) -> Result:
+        status_name = solver.status_name(code)
+        stats: dict[str, Any] = {
+            "cpsat_status": status_name,
+            "num_workers": solver.parameters.num_workers,
+            "cost_scale": scaled.cost_scale,
+            "cost_scale_exact": scaled.cost_exact,
+            "proofs_valid": scaled.proofs_valid,
+            "wall_time": solver.wall_time,
+            "branches": solver.num_branches,
+            "conflicts": solver.num_conflicts,
+        }
+        common = {"solver": self.name, "seed": seed, "stop": stop}
+        if code == cp_model.MODEL_INVALID:
+            stats["error"] = f"CP-SAT rejected the model: {builder.model.validate()}"
+            return finish(instance, None, Status.ERROR, stats=stats, **common)
+        bound = None
+        if scaled.proofs_valid and code != cp_model.INFEASIBLE:
+            raw = float(solver.best_objective_bound)
+            if math.isfinite(raw):
+                # an exact integral objective allows rounding the bound up
+                raw = math.ceil(raw - 1e-6) if scaled.cost_exact else raw
+                bound = raw / scaled.cost_scale
+        if code == cp_model.INFEASIBLE:
+            if scaled.proofs_valid:
+                return finish(instance, None, Status.INFEASIBLE, stats=stats, **common)
+            stats["note"] = "the conservatively rounded model is infeasible; no proof for the data"
+            return finish(instance, None, Status.NO_SOLUTION, stats=stats, **common)
+        if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            if initial is None:
+                return finish(
+                    instance, None, Status.NO_SOLUTION, bound=bound, stats=stats, **common
+                )
+            # CP-SAT stopped before finding anything: the hint is still a feasible solution
+            stats["solution_from"] = "warm start"
+            solution = RoutingSolution.from_lists([v for v, _ in initial], [k for _, k in initial])
+            objective = evaluate(instance, solution).objective
+            if bound is not None and objective != 0:
+                stats["gap"] = (objective - min(bound, objective)) / abs(objective)
+            bound = None if bound is None else min(bound, objective)
+            return finish(instance, solution, Status.FEASIBLE, bound=bound, stats=stats, **common)
+
+        solution = builder.decode(solver)
+        engine = float(solver.objective_value)
+        stats["engine_objective"] = engine
+        objective = evaluate(instance, solution).objective
+        # with rounded costs CP-SAT's proof is about the rounded model: the true
+        # objective must meet the (valid) bound itself
+        met = scaled.cost_exact or (
+            bound is not None and objective <= bound + _PROOF_TOL * max(1.0, abs(objective))
+        )
+        proven = code == cp_model.OPTIMAL and scaled.proofs_valid and met
+        status = Status.OPTIMAL if proven else Status.FEASIBLE
+        if bound is not None and bound > objective:
+            bound = objective  # floating-point noise on a proven optimum
+        if bound is not None and objective != 0:
+            stats["gap"] = (objective - bound) / abs(objective)
+        backend_objective = engine / scaled.cost_scale if scaled.cost_exact else None
+        if backend_objective is not None and not math.isclose(
+            backend_objective, objective, rel_tol=1e-9, abs_tol=1e-9
+        ):  # the decoded routes are not the ones CP-SAT costed: report, never hide
+            stats["error"] = (
+                f"cpsat objective {backend_objective} differs from the evaluator's {objective}"
+            )
+            return finish(instance, solution, Status.ERROR, bound=bound, stats=stats, **common)
+        return finish(
+            instance,
+            solution,
+            status,
+            backend_objective=backend_objective,
+            bound=bound,
+            stats=stats,
+            **common,
+        )
+
+
+def _initial_routes(instance: RoutingInstance) -> list[tuple[list[int], int]] | None:
+    routes = None
+    if len(instance.vehicle_types) == 1 and not instance.has_time_windows:
+        routes = greedy.savings(instance)
+    for choose in ("cost", "most_clients"):
+        if routes is None:
+            routes = greedy.nearest_neighbour(instance, choose)
+    if routes is None or not evaluate(instance, RoutingSolution(tuple(routes))).feasible:
+        return None
+    return [(list(r.visits), r.vehicle_type) for r in routes if r.visits]
+
+
+class _Builder:
+    """Builds the CP-SAT model and decodes its solutions."""
+
+    def __init__(self, cp_model: Any, instance: RoutingInstance, scaled: _Scaled) -> None:
+        self.cp = cp_model
+        self.model = cp_model.CpModel()
+        self.instance = instance
+        self.scaled = scaled
+        self.depot = instance.depots[0]
+        self.loc = [self.depot, *(int(c) for c in instance.clients)]  # node -> location
+        allowed = allowed_arcs(instance)
+        m = len(self.loc)
+        self.node_arcs = [
+            (a, b)
+            for a in range(m)
+            for b in range(m)
+            if a != b and allowed[self.loc[a], self.loc[b]]
+        ]
+        # vehicle -> {(a, b): literal}; one entry unless the model is vehicle-indexed
+        self.lits: list[dict[tuple[int, int], Any]] = []
+        self.vehicle_type: list[int] = []
+
+    def _arc_literals(self, tag: str) -> dict[tuple[int, int], Any]:
+        return {(a, b): self.model.new_bool_var(f"x{tag}_{a}_{b}") for a, b in self.node_arcs}
+
+    def _cost_terms(self, lits: dict[tuple[int, int], Any], k: int) -> list[Any]:
+        cost, fixed, loc = self.scaled.cost[k], int(self.scaled.fixed[k]), self.loc
+        terms = []
+        for (a, b), lit in lits.items():
+            c = int(cost[loc[a], loc[b]]) + (fixed if a == 0 else 0)
+            if c:
+                terms.append(c * lit)
+        return terms
+
+    def _times(self, lits_per_vehicle: list[dict[tuple[int, int], Any]]) -> None:
+        s, loc, m = self.scaled, self.loc, len(self.loc)
+        start = [None] + [
+            self.model.new_int_var(int(s.open_[loc[b]]), int(s.close[loc[b]]), f"t_{b}")
+            for b in range(1, m)
+        ]
+        depart = int(s.open_[self.depot])
+        close = int(s.close[self.depot])
+        for lits in lits_per_vehicle:
+            for (a, b), lit in lits.items():
+                step = int(s.step[loc[a], loc[b]])
+                if a == 0:
+                    self.model.add(start[b] >= depart + step).only_enforce_if(lit)
+                elif b == 0:
+                    self.model.add(start[a] + step <= close).only_enforce_if(lit)
+                else:
+                    self.model.add(start[b] >= start[a] + step).only_enforce_if(lit)
+
+    # -- the three models -------------------------------------------------------
+    def tsp(self) -> None:
+        lits = self._arc_literals("")
+        self.model.add_circuit([(a, b, lit) for (a, b), lit in lits.items()])
+        self.lits, self.vehicle_type = [lits], [0]
+        self.model.minimize(sum(self._cost_terms(lits, 0)))
+
+    def one_type(self) -> None:
+        inst, s, m = self.instance, self.scaled, len(self.loc)
+        lits = self._arc_literals("")
+        self.model.add_multiple_circuit([(a, b, lit) for (a, b), lit in lits.items()])
+        vt = inst.vehicle_types[0]
+        departures = [lit for (a, _), lit in lits.items() if a == 0]
+        most = inst.num_clients if vt.count is None else min(vt.count, inst.num_clients)
+        capacity = s.capacity[0]
+        fewest = 1
+        if capacity is not None:
+            fewest = max(1, -(-int(s.demand.sum()) // capacity))
+            load = [None] + [
+                self.model.new_int_var(int(s.demand[self.loc[b]]), capacity, f"load_{b}")
+                for b in range(1, m)
+            ]
+            for (a, b), lit in lits.items():
+                if a and b:
+                    demand_b = int(s.demand[self.loc[b]])
+                    self.model.add(load[b] >= load[a] + demand_b).only_enforce_if(lit)
+        self.model.add_linear_constraint(sum(departures), min(fewest, most), most)
+        if inst.time_windows is not None:
+            self._times([lits])
+        self.lits, self.vehicle_type = [lits], [0]
+        self.model.minimize(sum(self._cost_terms(lits, 0)))
+
+    def vehicles(self) -> None:
+        inst, s, m = self.instance, self.scaled, len(self.loc)
+        copies = vehicle_copies(inst)
+        visits: list[list[Any]] = [[] for _ in range(m)]
+        used_prev = None
+        objective = []
+        for v, k in enumerate(copies):
+            lits = self._arc_literals(f"{v}")
+            idle = self.model.new_bool_var(f"idle_{v}")
+            skip = [None] + [self.model.new_bool_var(f"skip_{v}_{b}") for b in range(1, m)]
+            arcs = [(a, b, lit) for (a, b), lit in lits.items()]
+            arcs += [(0, 0, idle)] + [(b, b, skip[b]) for b in range(1, m)]
+            self.model.add_circuit(arcs)
+            for b in range(1, m):
+                visits[b].append(~skip[b])
+                self.model.add_implication(idle, skip[b])  # an unused vehicle visits nobody
+            capacity = s.capacity[k]
+            if capacity is not None:
+                self.model.add(
+                    sum(int(s.demand[self.loc[b]]) * (1 - skip[b]) for b in range(1, m)) <= capacity
+                )
+            if used_prev is not None and copies[v - 1] == k:  # identical vehicles in order
+                self.model.add_implication(~idle, used_prev)
+            used_prev = ~idle
+            objective += self._cost_terms(lits, k)
+            self.lits.append(lits)
+            self.vehicle_type.append(k)
+        for b in range(1, m):
+            self.model.add_exactly_one(visits[b])
+        if inst.time_windows is not None:
+            self._times(self.lits)
+        self.model.minimize(sum(objective))
+
+    # -- hints and decoding -------------------------------------------------------
+    def hint(self, routes: list[tuple[list[int], int]] | None) -> None:
+        if routes is None:
+            return
+        node = {loc: a for a, loc in enumerate(self.loc)}
+        used: set[tuple[int, int, int]] = set()
+        free = list(range(len(self.lits)))
+        for visits, k in routes:
+            if len(self.lits) == 1:
+                v = 0
+            else:
+                candidates = [v for v in free if self.vehicle_type[v] == k]
+                if not candidates:
+                    return  # the greedy routes do not fit the vehicle copies; no hint
+                v = candidates[0]
+                free.remove(v)
+            path = [0, *(node[c] for c in visits), 0]
+            for a, b in zip(path[:-1], path[1:], strict=True):
+                used.add((v, a, b))
+        for v, lits in enumerate(self.lits):
+            for (a, b), lit in lits.items():
+                self.model.add_hint(lit, (v, a, b) in used)
+
+    def decode(self, solver: Any) -> RoutingSolution:
+        routes, types = [], []
+        for v, lits in enumerate(self.lits):
+            succ: dict[int, list[int]] = {}
+            for (a, b), lit in lits.items():
+                if solver.boolean_value(lit):
+                    succ.setdefault(a, []).append(b)
+            for first in succ.get(0, []):
+                route, node, guard = [], first, 0
+                while node != 0 and guard <= len(self.loc):
+                    route.append(self.loc[node])
+                    node = succ[node][0]
+                    guard += 1
+                routes.append(route)
+                types.append(self.vehicle_type[v])
+        return RoutingSolution.from_lists(routes, types)
