@@ -136,6 +136,22 @@ class RequiresModules:
         return True
 
 
+def reconfigured(solver: Any, option_names: tuple[str, ...], options: Mapping[str, Any]) -> Any:
+    """A new solver of ``solver``'s class with ``options`` replacing its current ones.
+
+    Backends with options implement ``configure(**options)`` with this; the
+    constructor validates the values, and an unknown name fails here.
+    """
+    unknown = sorted(set(options) - set(option_names))
+    if unknown:
+        raise ValueError(
+            f"{solver.name}: unknown option {unknown[0]!r}; "
+            f"valid options: {', '.join(option_names)}"
+        )
+    current = {name: getattr(solver, name) for name in option_names}
+    return type(solver)(**{**current, **options})
+
+
 class UnsupportedInstanceError(ValueError):
     """Raised when a solver is asked to solve an instance it cannot model."""
 

@@ -55,6 +55,7 @@ from rota.solvers.base import (
     check_capabilities,
     finish,
     integer_scale,
+    reconfigured,
 )
 from rota.solvers.milp import allowed_arcs, vehicle_copies
 
@@ -202,13 +203,7 @@ class CPSATSolver(RequiresModules):
         ValueError
             An unknown option name or an invalid value; the message names it.
         """
-        unknown = sorted(set(options) - set(_OPTION_NAMES))
-        if unknown:
-            raise ValueError(
-                f"cpsat: unknown option {unknown[0]!r}; valid options: {', '.join(_OPTION_NAMES)}"
-            )
-        current = {name: getattr(self, name) for name in _OPTION_NAMES}
-        return CPSATSolver(**{**current, **options})
+        return reconfigured(self, _OPTION_NAMES, options)
 
     def supports(self, instance: RoutingInstance) -> str | None:
         """``None`` if the models cover ``instance``, else why not."""

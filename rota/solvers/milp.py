@@ -89,6 +89,7 @@ from rota.solvers.base import (
     check_capabilities,
     finish,
     integer_scale,
+    reconfigured,
 )
 
 #: PuLP, imported on first use: importing it loads highspy, whose libhighs.so.1
@@ -1103,13 +1104,7 @@ class MILPSolver:
         ValueError
             An unknown option name or an invalid value; the message names it.
         """
-        unknown = sorted(set(options) - set(_OPTION_NAMES))
-        if unknown:
-            raise ValueError(
-                f"milp: unknown option {unknown[0]!r}; valid options: {', '.join(_OPTION_NAMES)}"
-            )
-        current = {name: getattr(self, name) for name in _OPTION_NAMES}
-        return MILPSolver(**{**current, **options})
+        return reconfigured(self, _OPTION_NAMES, options)
 
     def available(self) -> bool:
         """True when PuLP and the chosen backend can run; never raises.
