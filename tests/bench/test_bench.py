@@ -508,7 +508,10 @@ def test_sigint_stops_cleanly_and_a_rerun_finishes(instances, tmp_path):
     calls = tmp_path / "calls.log"
     options = {"bench-order": {"log": str(calls), "sleep": 0.2}}
     spec = ([str(instances / "tiny-cvrp.json")], ["bench-order"], [1.0], 5, str(out))
+    # A shell that starts jobs in the background (as CI may) makes them ignore
+    # SIGINT; restore Python's handler, as a terminal would have it.
     script = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import sys; from tests.bench.test_bench import register_test_solvers as r; r()\n"
         "from rota.bench import run_bench\n"
         f"s = run_bench(*{spec!r}, workers=1, progress=False, solver_options={options!r})\n"
