@@ -98,7 +98,15 @@ class ORToolsSolver(RequiresModules):
         encode_time = time.perf_counter() - encode_start
         params.time_limit.FromMilliseconds(max(1, int(stop.remaining * 1000)))
 
-        assignment = model.routing.SolveWithParameters(params)
+        # PATH_CHEAPEST_ARC ignores how few vehicles a finite fleet has: on
+        # X115-HVRP it finds no complete plan in 5 s. Starting from the greedy
+        # routes, as the PyVRP adapter does, keeps such a search feasible.
+        finite_fleet = all(vt.count is not None for vt in instance.vehicle_types)
+        initial = model.greedy_assignment(instance, params) if finite_fleet else None
+        if initial is None:
+            assignment = model.routing.SolveWithParameters(params)
+        else:
+            assignment = model.routing.SolveFromAssignmentWithParameters(initial, params)
         engine_status = ROUTING_STATUS.get(model.routing.status(), str(model.routing.status()))
         stats: dict[str, Any] = {
             "engine_status": engine_status,
@@ -110,6 +118,7 @@ class ORToolsSolver(RequiresModules):
             "scaling_exact": scaled.exact,
             "encode_time": encode_time,
             "seeded": False,
+            "initial_solution": "path_cheapest_arc" if initial is None else "greedy",
         }
         if assignment is None:
             # Even ROUTING_INFEASIBLE is no proof here: the model may cap an
@@ -222,6 +231,26 @@ class _Model:
                 early, late = (int(t) for t in windows[node_of[types[k].depot]])
                 times.CumulVar(routing.Start(v)).SetRange(early, late)
                 times.CumulVar(routing.End(v)).SetRange(early, late)
+
+    def greedy_assignment(self, instance: RoutingInstance, params: Any) -> Any | None:
+        """The greedy backend's routes as an OR-Tools assignment, or None without one."""
+        from rota.solvers.greedy import construct
+
+        routes, _ = construct(instance)
+        if routes is None:
+            return None
+        node_of = {int(loc): i for i, loc in enumerate(self.locations)}
+        free = {
+            k: [v for v, t in enumerate(self.vehicle_type) if t == k]
+            for k in set(self.vehicle_type)
+        }
+        plan: list[list[int]] = [[] for _ in range(self.num_vehicles)]
+        for route in routes:
+            if route.visits:
+                vehicle = free[route.vehicle_type].pop(0)
+                plan[vehicle] = [self.manager.NodeToIndex(node_of[c]) for c in route.visits]
+        self.routing.CloseModelWithParameters(params)
+        return self.routing.ReadAssignmentFromRoutes(plan, True)
 
     def dropped(self, assignment: Any) -> int:
         """Clients the assignment leaves unvisited (only possible with a drop penalty)."""
