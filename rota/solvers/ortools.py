@@ -98,11 +98,14 @@ class ORToolsSolver(RequiresModules):
         encode_time = time.perf_counter() - encode_start
         params.time_limit.FromMilliseconds(max(1, int(stop.remaining * 1000)))
 
-        # PATH_CHEAPEST_ARC ignores how few vehicles a finite fleet has: on
-        # X115-HVRP it finds no complete plan in 5 s. Starting from the greedy
-        # routes, as the PyVRP adapter does, keeps such a search feasible.
-        finite_fleet = all(vt.count is not None for vt in instance.vehicle_types)
-        initial = model.greedy_assignment(instance, params) if finite_fleet else None
+        # PATH_CHEAPEST_ARC ignores how few vehicles of each type a mixed fleet
+        # has: on X115-HVRP it finds no complete plan in 5 s, so such fleets
+        # start from the greedy routes. On Solomon's loose homogeneous fleets
+        # the greedy start measured worse (6.5% vs 4.8% mean gap at 1 s).
+        tight_mix = instance.is_heterogeneous and all(
+            vt.count is not None for vt in instance.vehicle_types
+        )
+        initial = model.greedy_assignment(instance, params) if tight_mix else None
         if initial is None:
             assignment = model.routing.SolveWithParameters(params)
         else:
