@@ -59,3 +59,13 @@ def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
     assert report.feasible, [str(v) for v in report.violations]
     assert result.objective == pytest.approx(report.objective, rel=1e-9)
     assert len(result.solution.nonempty_routes) <= instance.vehicle_types[0].count
+
+
+def test_tight_mixed_fleet_starts_from_greedy_and_stays_feasible() -> None:
+    # X115-HVRP: 19 vehicles of three types for 84% of their capacity; the
+    # cheapest-arc construction alone found no complete plan within 5 s.
+    inst = rota.read(shared("hfvrp/X115-HVRP.vrp"))
+    result = rota.solve(inst, solver="ortools", time_limit=1, seed=0)
+    assert result.stats["initial_solution"] == "greedy"
+    assert result.status is rota.Status.FEASIBLE
+    assert rota.evaluate(inst, result.solution).feasible
