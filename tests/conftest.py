@@ -16,3 +16,11 @@ def shared_instances() -> Path:
     if not SHARED_INSTANCES.is_dir():
         pytest.skip(f"benchmark instances not found at {SHARED_INSTANCES.resolve()}")
     return SHARED_INSTANCES
+
+
+def shared_file(relative: str) -> Path:
+    """A file under ``../shared/instances``; skips the test when it is absent."""
+    path = SHARED_INSTANCES / relative
+    if not path.is_file():
+        pytest.skip(f"benchmark instance not found: {path.resolve()}")
+    return path

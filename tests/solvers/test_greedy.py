@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +11,8 @@ import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.greedy import nearest_neighbour, savings
 
+from ..conftest import SHARED_INSTANCES
 from .conformance import SolverConformance, tiny_instance
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances"
 
 
 class TestGreedyConformance(SolverConformance):
@@ -65,9 +63,9 @@ def test_deterministic_whatever_the_seed() -> None:
 
 
 def test_every_shared_cvrp_instance_is_solved_feasibly_and_fast() -> None:
-    paths = sorted((SHARED / "cvrp").glob("*.vrp"))
+    paths = sorted((SHARED_INSTANCES / "cvrp").glob("*.vrp"))
     if not paths:
-        pytest.skip(f"benchmark instances not found at {(SHARED / 'cvrp').resolve()}")
+        pytest.skip(f"benchmark instances not found at {(SHARED_INSTANCES / 'cvrp').resolve()}")
     for path in paths:
         instance = rota.read(path)
         start = time.perf_counter()

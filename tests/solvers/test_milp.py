@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,9 +9,8 @@ import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.milp import MAX_CLIENTS, MILPSolver, _cbc_verdict, _printed_lower
 
+from ..conftest import SHARED_INSTANCES
 from .conformance import SolverConformance, brute_force_optimum, tiny_instance
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances"
 
 #: Kinds of the conformance suite with <= 7 clients that must be proven optimal.
 PROVEN_KINDS = ("tsp", "atsp", "cvrp", "acvrp", "vrptw", "hfvrp", "cvrp_float")
@@ -245,7 +242,7 @@ def test_cbc_stopped_on_time_is_feasible_with_its_printed_bound() -> None:
 
 
 def test_shared_e_n13_k4_is_proven_at_its_known_optimum() -> None:
-    path = SHARED / "cvrp" / "E-n13-k4.vrp"
+    path = SHARED_INSTANCES / "cvrp" / "E-n13-k4.vrp"
     if not path.is_file():
         pytest.skip(f"benchmark instance not found: {path.resolve()}")
     instance = rota.read(path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,16 +9,8 @@ import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.scaling import scale_instance
 
+from ..conftest import shared_file
 from .conformance import SolverConformance, tiny_instance
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances"
-
-
-def shared(relative: str) -> Path:
-    path = SHARED / relative
-    if not path.is_file():
-        pytest.skip(f"benchmark instance not found: {path.resolve()}")
-    return path
 
 
 def huge_instance() -> RoutingInstance:
@@ -66,14 +56,14 @@ def test_different_seeds_record_their_seed() -> None:
 
 
 def test_e_n13_k4_reaches_proven_optimum() -> None:
-    instance = rota.read(shared("cvrp/E-n13-k4.vrp"))
+    instance = rota.read(shared_file("cvrp/E-n13-k4.vrp"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     assert result.objective == 247
 
 
 def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
-    instance = rota.read(shared("vrptw/C101.txt"))
+    instance = rota.read(shared_file("vrptw/C101.txt"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)
@@ -84,7 +74,7 @@ def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
 
 
 def test_heterogeneous_fleet_x110_hd_feasible() -> None:
-    instance = rota.read(shared("hfvrp/X110-HD.vrp"))
+    instance = rota.read(shared_file("hfvrp/X110-HD.vrp"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)
