@@ -95,7 +95,9 @@ class Capabilities:
     multi_depot: bool = False
     uncapacitated: bool = True
     gpu: bool = False
-    max_clients: int | None = None
+    #: One limit for every instance, or one per :func:`size_family` (a family
+    #: missing from the mapping is unlimited).
+    max_clients: int | Mapping[str, int] | None = None
 
 
 @runtime_checkable
@@ -173,12 +175,27 @@ def check_capabilities(name: str, caps: Capabilities, instance: RoutingInstance)
         return f"{name} does not support several depots ({len(instance.depots)} given)"
     if not caps.uncapacitated and not instance.is_capacitated:
         return f"{name} needs capacitated vehicles"
-    if caps.max_clients is not None and instance.num_clients > caps.max_clients:
+    limit, family = caps.max_clients, None
+    if isinstance(limit, Mapping):
+        family = size_family(instance)
+        limit = limit.get(family)
+    if limit is not None and instance.num_clients > limit:
+        which = f"{family} instances of " if family else ""
         return (
-            f"{name} handles at most {caps.max_clients} clients, {instance.name} has "
+            f"{name} handles {which}at most {limit} clients, {instance.name} has "
             f"{instance.num_clients}; use a heuristic solver such as pyvrp"
         )
     return None
+
+
+def size_family(instance: RoutingInstance) -> str:
+    """Which size limit of a model applies: ``tsp``, ``hf`` (several vehicle types),
+    ``vrptw`` or ``cvrp``."""
+    if instance.is_tsp:
+        return "tsp"
+    if len(instance.vehicle_types) > 1:
+        return "hf"
+    return "vrptw" if instance.has_time_windows else "cvrp"
 
 
 def integer_scale(*arrays: np.ndarray, max_scale: int = 10_000) -> tuple[int, bool]:

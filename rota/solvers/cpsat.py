@@ -35,7 +35,6 @@ the result is then never ``OPTIMAL`` or ``INFEASIBLE`` and carries no bound.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from rota.solvers.base import (
     finish,
     integer_scale,
     reconfigured,
+    size_family,
 )
 from rota.solvers.milp import allowed_arcs, vehicle_copies
 
@@ -72,14 +72,6 @@ _MAX_SCALED = 2**50
 _PROOF_TOL = 1e-9
 
 _OPTION_NAMES = ("num_workers", "warm_start")
-
-
-def _family(instance: RoutingInstance) -> str:
-    if instance.is_tsp:
-        return "tsp"
-    if len(instance.vehicle_types) > 1:
-        return "hf"
-    return "vrptw" if instance.has_time_windows else "cvrp"
 
 
 def machine_workers() -> int:
@@ -180,7 +172,7 @@ class CPSATSolver(RequiresModules):
         heterogeneous=True,
         multi_depot=False,
         uncapacitated=True,
-        max_clients=max(MAX_CLIENTS.values()),
+        max_clients=MAX_CLIENTS,
     )
 
     def __init__(self, num_workers: int | None = None, warm_start: bool = True) -> None:
@@ -207,17 +199,10 @@ class CPSATSolver(RequiresModules):
 
     def supports(self, instance: RoutingInstance) -> str | None:
         """``None`` if the models cover ``instance``, else why not."""
-        caps = dataclasses.replace(self.capabilities, max_clients=None)
-        reason = check_capabilities(self.name, caps, instance)
+        reason = check_capabilities(self.name, self.capabilities, instance)
         if reason is not None:
             return reason
-        family = _family(instance)
-        limit = MAX_CLIENTS[family]
-        if instance.num_clients > limit:
-            return (
-                f"cpsat handles {family} instances of at most {limit} clients, {instance.name} "
-                f"has {instance.num_clients}; use a heuristic solver such as pyvrp"
-            )
+        family = size_family(instance)
         if family == "hf":
             n = instance.num_locations
             size = len(vehicle_copies(instance)) * n * n

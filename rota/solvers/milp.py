@@ -61,7 +61,6 @@ then still writes its best solution) and, on large models, no MIP start.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import os
 import re
@@ -90,6 +89,7 @@ from rota.solvers.base import (
     finish,
     integer_scale,
     reconfigured,
+    size_family,
 )
 
 #: PuLP, imported on first use: importing it loads highspy, whose libhighs.so.1
@@ -179,14 +179,6 @@ class _Data:
         return float(
             self.fixed[vtype] + sum(c[a, b] for a, b in zip(path[:-1], path[1:], strict=True))
         )
-
-
-def _family(instance: RoutingInstance) -> str:
-    if instance.is_tsp:
-        return "tsp"
-    if len(instance.vehicle_types) > 1:
-        return "hf"
-    return "vrptw" if instance.has_time_windows else "cvrp"
 
 
 def vehicle_copies(instance: RoutingInstance) -> list[int]:
@@ -1068,7 +1060,7 @@ class MILPSolver:
         heterogeneous=True,
         multi_depot=False,
         uncapacitated=True,
-        max_clients=max(MAX_CLIENTS.values()),
+        max_clients=MAX_CLIENTS,
     )
 
     def __init__(
@@ -1130,17 +1122,10 @@ class MILPSolver:
 
     def supports(self, instance: RoutingInstance) -> str | None:
         """``None`` if the formulations cover ``instance``, else why not."""
-        caps = dataclasses.replace(self.capabilities, max_clients=None)
-        reason = check_capabilities(self.name, caps, instance)
+        reason = check_capabilities(self.name, self.capabilities, instance)
         if reason is not None:
             return reason
-        family = _family(instance)
-        limit = MAX_CLIENTS[family]
-        if instance.num_clients > limit:
-            return (
-                f"milp handles {family} instances of at most {limit} clients, {instance.name} has "
-                f"{instance.num_clients}; use a heuristic solver such as pyvrp"
-            )
+        family = size_family(instance)
         if family == "hf":
             size = (
                 len(instance.vehicle_types) * instance.num_locations * (instance.num_locations - 1)
