@@ -123,23 +123,13 @@ class ORToolsSolver(RequiresModules):
             "seeded": False,
             "initial_solution": "path_cheapest_arc" if initial is None else "greedy",
         }
-        if assignment is None:
+        if assignment is not None:
+            stats["engine_objective"] = int(assignment.ObjectiveValue())
+            if dropped := model.dropped(assignment):
+                stats["dropped_clients"] = dropped
+        if assignment is None or "dropped_clients" in stats:
             # Even ROUTING_INFEASIBLE is no proof here: the model may cap an
             # unlimited fleet, so it is not exactly the instance.
-            return finish(
-                instance,
-                None,
-                Status.NO_SOLUTION,
-                solver=self.name,
-                seed=seed,
-                stop=stop,
-                stats=stats,
-            )
-        engine_objective = int(assignment.ObjectiveValue())
-        stats["engine_objective"] = engine_objective
-        dropped = model.dropped(assignment)
-        if dropped:
-            stats["dropped_clients"] = dropped
             return finish(
                 instance,
                 None,
@@ -157,7 +147,9 @@ class ORToolsSolver(RequiresModules):
             solver=self.name,
             seed=seed,
             stop=stop,
-            backend_objective=engine_objective / scaled.objective_scale if scaled.exact else None,
+            backend_objective=(
+                stats["engine_objective"] / scaled.objective_scale if scaled.exact else None
+            ),
             stats=stats,
         )
 
