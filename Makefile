@@ -4,6 +4,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED ?= ../shared/instances
+BUDGETS ?= 1,5,30
+WORKERS ?= 2
 
 .PHONY: install demo test lint format bench clean
 
@@ -34,8 +36,11 @@ format: install
 	$(BIN)/ruff format rota tests benchmarks
 	$(BIN)/ruff check --fix rota tests benchmarks
 
+# The heuristic benchmark (benchmarks/heuristics/): resumable, so a rerun only
+# does what is missing or what changed.
 bench: install
-	$(BIN)/python benchmarks/heuristics.py --shared $(SHARED)
+	PATH="$(abspath $(BIN)):$$PATH" SHARED=$(SHARED) \
+		bash benchmarks/heuristics/run.sh $(BUDGETS) $(WORKERS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

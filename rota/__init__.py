@@ -6,35 +6,44 @@ The public API in one place::
     inst = rota.read("X-n101-k25.vrp")
     res = rota.solve(inst, solver="pyvrp", time_limit=5, seed=1)
     report = rota.evaluate(inst, res.solution)
-    rota.write(res, "sol.json")
+    rota.write(res, "sol.json", inst)
+    better = rota.solve(inst, solver="pyvrp", warm_start=res, stop="time=5,no-improvement=2000")
 """
 
-from rota.problems.io import FormatError, read, read_solution, write_solution
+from rota.errors import (
+    FormatError,
+    UnknownSolverError,
+    UnsupportedError,
+    UnsupportedInstanceError,
+)
+from rota.problems import (
+    evaluate,
+    problem_of,
+    read,
+    read_set,
+    read_solution,
+    write_instance,
+    write_solution,
+)
+from rota.problems.base import Problem, Sense, Violation
 from rota.problems.routing import (
     Evaluation,
     Route,
     RoutingInstance,
     RoutingSolution,
     VehicleType,
-    Violation,
-    evaluate,
 )
-from rota.solvers.base import (
-    Result,
-    SolverInfo,
-    Status,
-    Stop,
-    UnknownSolverError,
-    UnsupportedInstanceError,
-    get_solver,
-    list_solvers,
-    solve,
-)
+from rota.solvers.api import solve
+from rota.solvers.base import Result, Status
+from rota.solvers.registry import SolverInfo, get_solver, list_solvers, register
+from rota.solvers.results import read_result, write
+from rota.solvers.stopping import Stop, Stopping
 
 __all__ = [
-    "Evaluation", "FormatError", "Result", "Route", "RoutingInstance", "RoutingSolution",
-    "SolverInfo", "Status", "Stop", "UnknownSolverError", "UnsupportedInstanceError",
-    "VehicleType", "Violation", "evaluate", "get_solver", "list_solvers", "read",
-    "read_solution", "solve", "write_solution",
+    "Evaluation", "FormatError", "Problem", "Result", "Route", "RoutingInstance",
+    "RoutingSolution", "Sense", "SolverInfo", "Status", "Stop", "Stopping", "UnknownSolverError",
+    "UnsupportedError", "UnsupportedInstanceError", "VehicleType", "Violation", "evaluate",
+    "get_solver", "list_solvers", "problem_of", "read", "read_result", "read_set",
+    "read_solution", "register", "solve", "write", "write_instance", "write_solution",
 ]  # fmt: skip
 __version__ = "0.1.0"

@@ -8,6 +8,8 @@ import pytest
 
 #: The benchmark instances live beside the repository, not inside it.
 SHARED_INSTANCES = Path(__file__).resolve().parents[1] / ".." / "shared" / "instances"
+#: The few instances the tests need, shipped with them (see the README there).
+TEST_INSTANCES = Path(__file__).resolve().parent / "data" / "instances"
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +20,8 @@ def shared_instances() -> Path:
     return SHARED_INSTANCES
 
 
-def shared_file(relative: str) -> Path:
-    """A file under ``../shared/instances``; skips the test when it is absent."""
-    path = SHARED_INSTANCES / relative
-    if not path.is_file():
-        pytest.skip(f"benchmark instance not found: {path.resolve()}")
+def instance_file(name: str) -> Path:
+    """A shipped test instance, by file name."""
+    path = TEST_INSTANCES / name
+    assert path.is_file(), f"test instance {name} is not shipped in {TEST_INSTANCES}"
     return path

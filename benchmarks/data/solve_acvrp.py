@@ -24,7 +24,7 @@ from pathlib import Path
 
 import rota
 from rota.data import City, generate, write_set
-from rota.problems.io.json import read_instances
+from rota.problems import read_set
 
 HERE = Path(__file__).resolve().parent
 SOLVERS = (("pyvrp", 10.0), ("ortools", 1.0), ("greedy", 1.0))
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     set_path = Path("out") / f"acvrp{args.nodes}-{city.name.lower()}-s{args.seed}.jsonl"
     set_path.parent.mkdir(parents=True, exist_ok=True)
     write_set(generate("acvrp", args.count, args.nodes, args.seed, city=city), set_path)
-    instances = read_instances(set_path)
+    instances = read_set(set_path)
 
     rows = []
     for instance in instances:

@@ -75,8 +75,9 @@ def random_cvrp_path(num_clients: int, seed: int = RANDOM_SEED) -> Path:
     the nearest integer (the CVRPLIB X convention), demands uniform in 1..9,
     capacity as in :func:`literature_capacity`, unlimited vehicles.
     """
-    from rota.problems.io.json import euclidean, write_instance
+    from rota.problems import write_instance
     from rota.problems.routing import RoutingInstance, VehicleType
+    from rota.problems.routing.io.json import euclidean
 
     path = GENERATED / f"random-cvrp-n{num_clients}-s{seed}.json"
     if path.is_file():

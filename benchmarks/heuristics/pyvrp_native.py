@@ -20,7 +20,7 @@ import pyvrp
 from pyvrp.stop import MaxRuntime
 
 import rota
-from rota.problems.io.reference import reference_cost
+from rota.problems.reference import reference_cost
 
 
 def main() -> None:

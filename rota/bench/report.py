@@ -31,6 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rota.files import atomic_open
+from rota.problems import FAMILIES, problem_named
+from rota.problems.base import Sense
+
 #: Statuses a row can hold. The first five are :class:`rota.Status` values.
 SOLVED = ("optimal", "feasible")
 FAILED = ("error", "infeasible_solution", "no_solution", "infeasible")
@@ -51,7 +55,10 @@ class Run:
     """One row of ``runs.csv``: one (instance, solver, options, budget, seed) run.
 
     ``instance`` is the instance's identity (absolute path, ``#line`` for a
-    line of a ``.jsonl`` set); ``name`` is the name stored in the instance.
+    line of a ``.jsonl`` set) and ``digest`` a hash of its content, so that a
+    changed file is never mistaken for the one that ran; ``problem`` is its
+    family, ``name`` the name stored in the instance and ``size`` its size in
+    the family's unit (clients for routing).
     ``objective`` is the evaluator's objective of the returned solution and
     ``feasible`` the evaluator's verdict (``None`` when no solution came back).
     ``runtime`` is what the solver reported, ``wall_time`` the wall-clock time
@@ -65,9 +72,11 @@ class Run:
     """
 
     instance: str
+    digest: str
+    problem: str
     name: str
     kind: str
-    n_clients: int | None
+    size: int | None
     solver: str
     options: str
     time_limit: float
@@ -87,8 +96,16 @@ class Run:
 
     @property
     def key(self) -> tuple[str, str, str, float, int]:
-        """What makes a run unique; a resumed bench skips keys already in the CSV."""
+        """What a run is a run of; the last row of a key is the one that counts.
+
+        A resumed bench skips a key whose last row has the instance's current
+        ``digest``, and reruns it otherwise.
+        """
         return (self.instance, self.solver, self.options, self.time_limit, self.seed)
+
+    @property
+    def sense(self) -> Sense:
+        return problem_named(self.problem).sense
 
     @property
     def solved(self) -> bool:
@@ -110,9 +127,11 @@ class Run:
         try:
             return cls(
                 instance=values["instance"],
+                digest=values["digest"],
+                problem=_parse_problem(values["problem"]),
                 name=values["name"],
                 kind=values["kind"],
-                n_clients=_parse(values["n_clients"], int),
+                size=_parse(values["size"], int),
                 solver=values["solver"],
                 options=values["options"] or "{}",
                 time_limit=float(values["time_limit"]),
@@ -136,6 +155,19 @@ class Run:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Run))
 
+#: The columns of ``runs.csv`` files written before problem families: routing
+#: only, ``n_clients`` for ``size``, no digest. They still read.
+LEGACY_COLUMNS: tuple[str, ...] = tuple(
+    "n_clients" if c == "size" else c for c in COLUMNS if c not in ("digest", "problem")
+)
+
+
+def _legacy_cells(cells: Sequence[str]) -> list[str]:
+    """A legacy row's cells in today's column order (routing, no digest)."""
+    values = dict(zip(LEGACY_COLUMNS, cells, strict=True))
+    values |= {"size": values.pop("n_clients"), "digest": "", "problem": "routing"}
+    return [values[c] for c in COLUMNS]
+
 
 def _format_cell(value: object) -> str:
     if value is None:
@@ -155,6 +187,12 @@ def _parse_bool(text: str) -> bool:
     if text not in ("true", "false"):
         raise ValueError(f"feasible is {text!r}, expected true, false or empty")
     return text == "true"
+
+
+def _parse_problem(text: str) -> str:
+    if text not in FAMILIES:
+        raise ValueError(f"problem is {text!r}, expected one of {', '.join(FAMILIES)}")
+    return text
 
 
 def _parse_status(text: str) -> str:
@@ -181,12 +219,39 @@ def read_runs(path: str | Path) -> list[Run]:
     header = next(reader, None)
     if header is None:
         return []
-    if tuple(header) != COLUMNS:
+    legacy = tuple(header) == LEGACY_COLUMNS
+    if tuple(header) != COLUMNS and not legacy:
         raise ValueError(
             f"{path}: header is {','.join(header)!r}, expected rota's bench columns "
             f"{','.join(COLUMNS)!r}; use another --out folder"
         )
-    return [Run.from_csv(cells, f"{path}: line {i}") for i, cells in enumerate(reader, 2)]
+    runs = []
+    for i, cells in enumerate(reader, 2):
+        where = f"{path}: line {i}"
+        if legacy:
+            if len(cells) != len(LEGACY_COLUMNS):
+                raise ValueError(
+                    f"{where}: has {len(cells)} fields, expected {len(LEGACY_COLUMNS)}"
+                )
+            cells = _legacy_cells(cells)
+        runs.append(Run.from_csv(cells, where))
+    return runs
+
+
+def is_legacy(path: str | Path) -> bool:
+    """Whether ``path`` is a ``runs.csv`` with the columns from before problem families."""
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    return header is not None and tuple(header) == LEGACY_COLUMNS
+
+
+def upgrade_legacy(path: str | Path) -> None:
+    """Rewrite a legacy ``runs.csv`` with today's columns, atomically; no row is lost."""
+    runs = read_runs(path)
+    with atomic_open(path, "w") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows(run.to_csv() for run in runs)
 
 
 def latest(runs: Iterable[Run]) -> list[Run]:
@@ -223,6 +288,7 @@ def pick_reference(
     file_kind: str | None,
     run_optima: Sequence[float] = (),
     best_found: float | None = None,
+    sense: Sense = Sense.MIN,
 ) -> Reference | None:
     """Choose the gap reference: proven optimum > best-known > best found in this bench.
 
@@ -235,13 +301,15 @@ def pick_reference(
         Objectives of this bench's runs that ended with status ``optimal``.
     best_found
         The best feasible objective of this bench's runs.
+    sense
+        Whether the family minimises or maximises.
     """
     if file_value is not None and file_kind not in ("optimal", "bks"):
         raise ValueError(f"reference kind is {file_kind!r}, expected 'optimal' or 'bks'")
     if file_value is not None and file_kind == "optimal":
         return Reference(float(file_value), "optimal")
     if run_optima:
-        return Reference(float(min(run_optima)), "optimal-run")
+        return Reference(float(sense.best(run_optima)), "optimal-run")
     if file_value is not None:
         return Reference(float(file_value), "bks")
     if best_found is not None:
@@ -249,19 +317,13 @@ def pick_reference(
     return None
 
 
-def gap_pct(cost: float, reference: float) -> float | None:
-    """``100 * (cost - reference) / reference``; ``None`` when the reference is 0."""
-    if reference == 0:
-        return 0.0 if cost == 0 else None
-    return 100.0 * (cost - reference) / reference
-
-
 def references(runs: Sequence[Run]) -> tuple[dict[str, Reference], list[str]]:
     """The gap reference of every instance in ``runs``, and warnings about inconsistencies.
 
     A warning flags what can only be a bug in a solver, a reader or a
     reference file: proven optima that disagree, or a feasible objective
-    below a proven optimum.
+    better than a proven optimum. Gaps and "best" follow each instance's
+    family's sense.
     """
     by_instance: dict[str, list[Run]] = defaultdict(list)
     for run in runs:
@@ -272,9 +334,11 @@ def references(runs: Sequence[Run]) -> tuple[dict[str, Reference], list[str]]:
         file_rows = [r for r in group if r.reference is not None]
         file_value = file_rows[-1].reference if file_rows else None
         file_kind = file_rows[-1].reference_kind if file_rows else None
+        sense = group[-1].sense
         optima = [r.objective for r in group if r.solved and r.status == "optimal"]
         solved = [r.objective for r in group if r.solved]
-        ref = pick_reference(file_value, file_kind, optima, min(solved) if solved else None)
+        best = sense.best(solved) if solved else None
+        ref = pick_reference(file_value, file_kind, optima, best, sense)
         if ref is None:
             continue
         refs[instance] = ref
@@ -283,10 +347,17 @@ def references(runs: Sequence[Run]) -> tuple[dict[str, Reference], list[str]]:
             warnings.append(
                 f"{instance}: proven optima disagree ({_num(min(proven))} vs {_num(max(proven))})"
             )
-        if proven and solved and min(solved) < min(proven) - _REL_TOL * max(1.0, abs(min(proven))):
+        optimum = sense.best(proven) if proven else None
+        slack = 0.0 if optimum is None else _REL_TOL * max(1.0, abs(optimum))
+        if (
+            optimum is not None
+            and best is not None
+            and sense.better(best, optimum)
+            and abs(best - optimum) > slack
+        ):
             warnings.append(
-                f"{instance}: a feasible objective {_num(min(solved))} is below the proven "
-                f"optimum {_num(min(proven))}; check the reader's rounding or the optimum"
+                f"{instance}: a feasible objective {_num(best)} is better than the proven "
+                f"optimum {_num(optimum)}; check the reader's rounding or the optimum"
             )
     return refs, warnings
 
@@ -309,7 +380,7 @@ class Cell:
     def gaps(self) -> list[float]:
         if self.reference is None:
             return []
-        values = (gap_pct(r.objective, self.reference.value) for r in self.solved)
+        values = (r.sense.gap_pct(r.objective, self.reference.value) for r in self.solved)
         return [g for g in values if g is not None]
 
     @property
@@ -462,7 +533,9 @@ def summary_markdown(
     out += [f"- Note: {note}" for note in notes]
     out += [
         "",
-        "Gap % = 100 × (objective − reference) / reference. Reference per instance, in "
+        "Gap % = 100 × (objective − reference) / |reference| for problems that minimise, "
+        "100 × (reference − objective) / |reference| for problems that maximise: positive "
+        "is worse. Reference per instance, in "
         "priority: a proven optimum (from an OPTIMA file, or proved by a run of this bench), "
         "then a best-known solution (a .sol file or BKS table), then the best objective "
         "found by this bench. Objectives and gaps count only runs whose returned solution "
@@ -504,9 +577,9 @@ def summary_markdown(
         "Objective: mean over the seeds with a feasible solution (best in brackets); "
         "time: mean solver-reported runtime.",
         "",
-        "| instance | kind | clients | reference | solver | budget (s) | objective "
+        "| instance | problem | kind | size | reference | solver | budget (s) | objective "
         "| gap % | status | time (s) |",
-        "|---|---|---:|---|---|---:|---:|---:|---|---:|",
+        "|---|---|---|---:|---|---|---:|---:|---:|---|---:|",
     ]
     for instance in instances:
         ref = refs.get(instance)
@@ -525,8 +598,9 @@ def summary_markdown(
                 )
                 times = [r.runtime for r in cell.runs if r.runtime is not None]
                 out.append(
-                    f"| {_md_cell(labels[instance])} | {meta.kind if meta else '–'} "
-                    f"| {meta.n_clients if meta and meta.n_clients is not None else '–'} "
+                    f"| {_md_cell(labels[instance])} | {meta.problem if meta else '–'} "
+                    f"| {meta.kind if meta else '–'} "
+                    f"| {meta.size if meta and meta.size is not None else '–'} "
                     f"| {ref_text} | {_md_cell(solver)} | {_secs(budget)} | {objective} "
                     f"| {_gap(cell.mean_gap)} | {_status_counts(cell.runs)} "
                     f"| {_time(float(np.mean(times)) if times else None)} |"
@@ -657,28 +731,39 @@ def plot_gap_vs_time(runs: Sequence[Run], path: str | Path) -> Path:
 
 
 def profile_ratios(runs: Sequence[Run], budget: float) -> dict[str, np.ndarray]:
-    """Dolan–Moré ratios at one budget: objective / best objective per (instance, seed).
+    """Dolan–Moré ratios at one budget, per (instance, seed): how many times worse than
+    the best solver a run is (objective / best when minimising, best / objective
+    when maximising).
 
     Only (instance, seed) pairs run by every solver at this budget count; a run
     without a feasible solution (failure, unsupported) has ratio ``inf``.
     """
     runs = [r for r in latest(runs) if r.time_limit == budget]
     solvers = sorted({r.label for r in runs})
-    table: dict[tuple, dict[str, float]] = defaultdict(dict)
+    table: dict[tuple, dict[str, float | None]] = defaultdict(dict)
+    senses: dict[tuple, Sense] = {}
     for r in runs:
-        table[(r.instance, r.seed)][r.label] = r.objective if r.solved else math.inf
-    problems = [costs for costs in table.values() if len(costs) == len(solvers)]
+        table[(r.instance, r.seed)][r.label] = r.objective if r.solved else None
+        senses[(r.instance, r.seed)] = r.sense
     ratios: dict[str, list[float]] = {s: [] for s in solvers}
-    for costs in problems:
-        best = min(costs.values())
-        for solver, cost in costs.items():
-            if math.isinf(cost):
-                ratios[solver].append(math.inf)
-            elif best > 0:
-                ratios[solver].append(cost / best)
-            else:  # best is 0: only another 0 ties with it
-                ratios[solver].append(1.0 if cost == 0 else math.inf)
+    for key, values in table.items():
+        if len(values) != len(solvers):
+            continue
+        found = [v for v in values.values() if v is not None]
+        best = senses[key].best(found) if found else None
+        for solver, value in values.items():
+            ratios[solver].append(_ratio(value, best, senses[key]))
     return {s: np.asarray(v, dtype=float) for s, v in ratios.items()}
+
+
+def _ratio(value: float | None, best: float | None, sense: Sense) -> float:
+    """How many times worse than ``best`` ``value`` is; ``inf`` for no solution."""
+    if value is None or best is None:
+        return math.inf
+    worse, better = (value, best) if sense is Sense.MIN else (best, value)
+    if better > 0:
+        return worse / better
+    return 1.0 if worse == better else math.inf  # a best of 0: only another 0 ties with it
 
 
 def plot_performance_profile(runs: Sequence[Run], path: str | Path) -> Path:

@@ -46,6 +46,7 @@ import csv
 import datetime as dt
 import functools
 import glob
+import hashlib
 import json
 import multiprocessing
 import os
@@ -66,19 +67,24 @@ from rota.bench.report import (
     RUNS_CSV,
     SOLVED,
     Run,
-    gap_pct,
+    is_legacy,
     latest,
     options_json,
     read_runs,
+    upgrade_legacy,
     write_report,
 )
-from rota.problems.io.json import FormatError, instance_from_dict
+from rota.errors import FormatError
+from rota.problems import RESULT_FORMAT, instance_from_dict, problem_of, problems
 
-#: Suffixes a folder or a glob contributes; an explicitly named file is taken whatever it is.
-INSTANCE_SUFFIXES = (".vrp", ".txt", ".atsp", ".tsp", ".json", ".jsonl")
+#: Suffixes a folder or a glob contributes (every family's); an explicitly named
+#: file is taken whatever it is.
+INSTANCE_SUFFIXES = tuple(dict.fromkeys(suffix for p in problems() for suffix in p.suffixes))
 #: Files beside instances that share their suffixes but hold references or prose.
 _NOT_INSTANCES = ("OPTIMA", "BKS", "README", "LICENSE", "CHANGELOG")
-_NOT_INSTANCE_FORMATS = ('"rota.solution/1"', '"rota.result/1"')
+_NOT_INSTANCE_FORMATS = tuple(
+    f'"{tag}"' for tag in (RESULT_FORMAT, *(t for p in problems() for t in p.solution_formats))
+)
 
 DEFAULT_GRACE = 60.0
 _MESSAGE_CHARS = 300
@@ -197,46 +203,71 @@ def _coerce_refs(instances: Sequence[InstanceRef | str | Path]) -> list[Instance
 
 
 @functools.lru_cache(maxsize=2)
-def _set_text(path: str, mtime_ns: int) -> tuple[str, ...]:
+def _set_text(path: str, mtime_ns: int, size: int) -> tuple[str, ...]:
     with open(path, encoding="utf-8") as handle:
         return tuple(handle)
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_instance(path: str, line: int | None, mtime_ns: int):
-    if line is None:
-        from rota.problems.io import read
+def _file_instance(path: str, digest: str) -> Any:
+    from rota.problems import read
 
-        return read(path)
-    lines = _set_text(path, mtime_ns)
-    where = f"{path}: line {line}"
-    if not 1 <= line <= len(lines) or not lines[line - 1].strip():
-        raise FormatError(f"{where}: no instance on this line")
-    try:
-        data = json.loads(lines[line - 1])
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{where}: invalid JSON ({exc.msg})") from None
-    return instance_from_dict(data, where)
+    return read(path)
 
 
-def load_instance(ref: InstanceRef):
-    """Read the instance ``ref`` names (a file through :func:`rota.read`, or a set line)."""
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _set_line(ref: InstanceRef) -> str:
+    path = Path(ref.path)
+    stat = path.stat()
+    lines = _set_text(str(path), stat.st_mtime_ns, stat.st_size)
+    if not 1 <= ref.line <= len(lines) or not lines[ref.line - 1].strip():
+        raise FormatError(f"{path}: line {ref.line}: no instance on this line")
+    return lines[ref.line - 1]
+
+
+def content_digest(ref: InstanceRef) -> str:
+    """A hash of the instance's content: the file's bytes, or the set line's text.
+
+    Runs are keyed by it as well as by the path, so that runs of a file that
+    has since changed are never taken for runs of what is there now.
+    """
     path = Path(ref.path)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
-    return _cached_instance(str(path), ref.line, path.stat().st_mtime_ns)
+    if ref.line is None:
+        return _digest(path.read_bytes())
+    return _digest(_set_line(ref).encode("utf-8"))
+
+
+def load_instance(ref: InstanceRef) -> tuple[Any, str]:
+    """The instance ``ref`` names and its :func:`content_digest`.
+
+    A file is read through :func:`rota.read`; a set line is decoded on its own.
+    """
+    digest = content_digest(ref)
+    if ref.line is None:
+        return _file_instance(str(ref.path), digest), digest
+    where = f"{ref.path}: line {ref.line}"
+    try:
+        data = json.loads(_set_line(ref))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}: invalid JSON ({exc.msg})") from None
+    return instance_from_dict(data, where), digest
 
 
 def file_reference(ref: InstanceRef) -> tuple[float, str] | None:
     """The reference value of an instance file and its kind (``"optimal"`` or ``"bks"``).
 
-    Asks :func:`rota.problems.io.reference.reference_cost` (an ``OPTIMA.txt``
+    Asks :func:`rota.problems.reference.reference_cost` (an ``OPTIMA.txt``
     entry, the instance's ``.sol`` or a ``BKS.txt`` entry in its folder). Lines
     of a ``.jsonl`` set have no reference file: ``None``.
     """
     if ref.line is not None:
         return None
-    from rota.problems.io.reference import reference_cost
+    from rota.problems.reference import reference_cost
 
     found = reference_cost(ref.path)
     if found is None:
@@ -252,15 +283,13 @@ def file_reference(ref: InstanceRef) -> tuple[float, str] | None:
 @dataclass(frozen=True)
 class _Task:
     ref: InstanceRef
+    digest: str  # of the instance's content when the bench planned the run
+    problem: str
     solver: str
     options: dict[str, Any]
     options_json: str
     time_limit: float
     seed: int
-
-    @property
-    def key(self) -> tuple[str, str, str, float, int]:
-        return (self.ref.id, self.solver, self.options_json, self.time_limit, self.seed)
 
 
 def one_line(text: object) -> str:
@@ -279,22 +308,26 @@ def _describe(exc: BaseException) -> str:
 def execute(task: _Task) -> dict[str, Any]:
     """Run one task and describe the outcome as plain row fields; never raises ``Exception``.
 
-    The returned solution is re-checked with the evaluator here, whatever the
-    solver claims: a solution that breaks a constraint becomes
-    ``infeasible_solution`` with the first violation, and the evaluator's
-    objective is the one recorded.
+    :func:`rota.solve` returns every solution with its family evaluator's
+    report; a solution that breaks a constraint becomes ``infeasible_solution``
+    with the first violation, and the evaluator's objective is the one recorded.
     """
-    from rota.problems.routing import evaluate
-    from rota.solvers.base import Status, UnsupportedInstanceError, solve
+    from rota.errors import UnsupportedError
+    from rota.problems import problem_of
+    from rota.solvers.api import solve
+    from rota.solvers.base import Status
 
     try:
-        instance = load_instance(task.ref)
+        instance, digest = load_instance(task.ref)
     except Exception as exc:
         return {"status": "error", "message": one_line(f"cannot read instance: {exc}")}
+    if digest != task.digest:
+        return {"status": "error", "message": "the instance file changed since the bench started"}
+    problem = problem_of(instance)
     row: dict[str, Any] = {
         "name": one_line(instance.name),
-        "kind": instance.kind,
-        "n_clients": instance.num_clients,
+        "kind": problem.kind(instance),
+        "size": problem.size(instance),
     }
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
@@ -305,7 +338,7 @@ def execute(task: _Task) -> dict[str, Any]:
             seed=task.seed,
             **task.options,
         )
-    except UnsupportedInstanceError as exc:
+    except UnsupportedError as exc:
         return row | {"status": "unsupported", "message": one_line(exc)}
     except Exception as exc:
         return row | {
@@ -322,7 +355,7 @@ def execute(task: _Task) -> dict[str, Any]:
         row |= {"runtime": float(result.runtime), "wall_time": wall, "cpu_time": cpu}
         row["bound"] = None if result.bound is None else float(result.bound)
         if result.solution is not None:
-            report = evaluate(instance, result.solution)
+            report = result.evaluation
             row["objective"] = float(report.objective)
             row["feasible"] = not report.violations
             if report.violations:
@@ -351,18 +384,23 @@ def execute(task: _Task) -> dict[str, Any]:
     return row | {"status": status, "message": one_line("; ".join(notes))}
 
 
-def _worker_main(conn: Connection, registrations: list[tuple[str, Any]], solver: str) -> None:
+def _worker_main(conn: Connection, registrations: _Registrations, solver: str) -> None:
     # Ctrl+C reaches the whole process group; the parent alone decides what to do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from rota.solvers.base import get_solver, register
+    from rota.problems import FAMILIES, register_problem
+    from rota.solvers.registry import families_of, get_solver, register
 
-    for name, target in registrations:
-        register(name, target)
+    for family, target in registrations.families.items():
+        if FAMILIES.get(family) != target:
+            register_problem(family, target)
+    for family, name, target in registrations.solvers:
+        register(name, target, family)
     # Import the backend now, so that its import time counts neither against the
     # first run's wall time nor against its kill deadline. A failure here is
     # left for the runs to record, each with its own message.
     with contextlib.suppress(Exception):
-        get_solver(solver)
+        for family in families_of(solver):
+            get_solver(solver, family)
     conn.send("ready")
     while True:
         try:
@@ -408,7 +446,7 @@ class _Pool:
     """``size`` long-lived worker processes, each holding at most one task."""
 
     size: int
-    registrations: list[tuple[str, Any]]
+    registrations: _Registrations
     grace: float
     on_done: Callable[[_Task, dict[str, Any]], None]
     workers: list[_Worker] = field(default_factory=list)
@@ -578,9 +616,11 @@ def _row(task: _Task, outcome: dict[str, Any], file_ref: tuple[float, str] | Non
     ref_value, ref_kind = file_ref or (None, "")
     run = Run(
         instance=task.ref.id,
+        digest=task.digest,
+        problem=task.problem,
         name=outcome.get("name", ""),
         kind=outcome.get("kind", ""),
-        n_clients=outcome.get("n_clients"),
+        size=outcome.get("size"),
         solver=task.solver,
         options=task.options_json,
         time_limit=task.time_limit,
@@ -598,7 +638,7 @@ def _row(task: _Task, outcome: dict[str, Any], file_ref: tuple[float, str] | Non
         finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
     if run.solved and ref_value is not None:
-        run = replace(run, gap_pct=gap_pct(run.objective, ref_value))
+        run = replace(run, gap_pct=run.sense.gap_pct(run.objective, ref_value))
     return run
 
 
@@ -680,24 +720,40 @@ class BenchSummary:
     statuses: dict[str, int]
 
 
-def _registrations(solvers: Sequence[str]) -> list[tuple[str, Any]]:
-    from rota.solvers.base import registry_target
+@dataclass(frozen=True)
+class _Registrations:
+    """What a worker process re-registers: the problem families and the solvers of each name.
+
+    Workers start from a fresh interpreter, so families and solvers added at
+    run time (:func:`rota.problems.register_problem`,
+    :func:`rota.solvers.registry.register`) would be unknown there otherwise.
+    """
+
+    families: dict[str, str]
+    solvers: list[tuple[str, str, Any]]  # (family, name, target)
+
+
+def _registrations(solvers: Sequence[str]) -> _Registrations:
+    from rota.problems import FAMILIES
+    from rota.solvers.registry import families_of, registry_target
 
     entries = []
     for name in solvers:
-        target = registry_target(name)
-        if not isinstance(target, str):
-            try:
-                pickle.dumps(target)
-                if getattr(target, "__module__", None) == "__main__":
-                    raise TypeError("a worker process cannot import __main__")
-            except Exception:
-                raise ValueError(
-                    f"solver {name!r} is registered with {target!r}, which cannot be sent to "
-                    "worker processes; register it as 'module:attr' or a module-level factory"
-                ) from None
-        entries.append((name, target))
-    return entries
+        for family in families_of(name):
+            target = registry_target(name, family)
+            if not isinstance(target, str):
+                try:
+                    pickle.dumps(target)
+                    if getattr(target, "__module__", None) == "__main__":
+                        raise TypeError("a worker process cannot import __main__")
+                except Exception:
+                    raise ValueError(
+                        f"solver {name!r} is registered with {target!r}, which cannot be sent "
+                        "to worker processes; register it as 'module:attr' or a module-level "
+                        "factory"
+                    ) from None
+            entries.append((family, name, target))
+    return _Registrations(dict(FAMILIES), entries)
 
 
 def _validate(
@@ -707,7 +763,7 @@ def _validate(
     workers: int | None,
     solver_options: dict[str, dict] | None,
 ) -> tuple[list[str], list[float], list[int], int, dict[str, dict]]:
-    from rota.solvers.base import solver_names
+    from rota.solvers.registry import solver_names
 
     solvers = list(dict.fromkeys(solvers))
     if not solvers:
@@ -822,26 +878,43 @@ def run_bench(
     if csv_path.exists():
         existing = read_runs(csv_path)  # validates the header before anything is appended
         _repair_tail(csv_path)
-    done = {r.key for r in latest(existing) if not (retry_errors and r.status == "error")}
+        if is_legacy(csv_path):
+            upgrade_legacy(csv_path)
+    # A run is done when its key's last row ran on the content the file has now.
+    done = {r.key: r.digest for r in latest(existing) if not (retry_errors and r.status == "error")}
+    digests = {ref: content_digest(ref) for ref in refs}
     order = {ref: k for k, ref in enumerate(refs)}
-    tasks = [
-        _Task(ref, name, options.get(name, {}), options_json(options.get(name)), t, seed)
+    plan = [
+        (ref, name, t, seed)
         for ref in refs
         for name in solvers
         for t in budgets
         for seed in seed_list
     ]
-    total = len(tasks)
-    todo = [t for t in tasks if t.key not in done]
+    asked = {
+        (ref.id, name, options_json(options.get(name)), t, seed) for ref, name, t, seed in plan
+    }
+    todo_plan = [
+        (ref, name, t, seed)
+        for ref, name, t, seed in plan
+        if done.get((ref.id, name, options_json(options.get(name)), t, seed)) != digests[ref]
+    ]
+    file_refs: dict[str, tuple[float, str] | None] = {}
+    families: dict[InstanceRef, str] = {}
+    for ref in dict.fromkeys(ref for ref, *_ in todo_plan):
+        instance, _ = load_instance(ref)  # a bad instance fails here, before any run starts
+        families[ref] = problem_of(instance).name
+        file_refs[ref.id] = file_reference(ref)
+    todo = [
+        _Task(ref, digests[ref], families[ref], name, options.get(name, {}),
+              options_json(options.get(name)), t, seed)
+        for ref, name, t, seed in todo_plan
+    ]  # fmt: skip
+    total = len(plan)
     # Longest budgets first, so that short runs fill the gaps at the end; then by
     # solver, as workers take runs of their own solver only.
     rank = {name: k for k, name in enumerate(solvers)}
     todo.sort(key=lambda t: (-t.time_limit, rank[t.solver], order[t.ref], t.seed))
-
-    file_refs: dict[str, tuple[float, str] | None] = {}
-    for ref in dict.fromkeys(t.ref for t in todo):
-        load_instance(ref)  # a bad instance fails here, before any run starts
-        file_refs[ref.id] = file_reference(ref)
 
     out.mkdir(parents=True, exist_ok=True)
     interrupted = False
@@ -859,7 +932,6 @@ def run_bench(
 
     notes = ["the bench was interrupted; rerun the same command to finish it"] * interrupted
     summary_md, *plots = write_report(out, command=command, workers=workers, notes=notes)
-    asked = {t.key for t in tasks}
     statuses: dict[str, int] = {}
     for run in latest(read_runs(csv_path)):
         if run.key in asked:

@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rota.files import write_text
+
 EXIT_BAD_INPUT = 2
 EXIT_NO_SOLUTION = 3
 EXIT_INFEASIBLE = 1
@@ -58,7 +60,7 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Report expected failures as one line instead of a traceback."""
-    from rota.solvers.base import UnknownSolverError
+    from rota.errors import UnknownSolverError
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -93,24 +95,85 @@ def _format(value: float | None, digits: int = 2) -> str:
     return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:,.0f}"
 
 
+def _warm_starts(paths: list[Path], instances: list[Any]) -> list[list[Any]]:
+    """Each instance's warm starts from ``--warm-start`` files.
+
+    For one instance, every file is one solution of it (rota JSON or the
+    family's own format). For a set, every file is a JSON-lines results file
+    (``rota solve SET --out results.jsonl``) with one result per instance, in
+    order; a result without a solution gives that instance no start.
+    """
+    import json as json_module
+
+    import rota
+    from rota.files import load_text
+    from rota.problems import solution_from_json
+
+    starts: list[list[Any]] = [[] for _ in instances]
+    for path in paths:
+        if len(instances) == 1:
+            starts[0].append(rota.read_solution(path, instances[0]))
+            continue
+        lines = [(n, t) for n, t in enumerate(load_text(path).splitlines(), 1) if t.strip()]
+        if len(lines) != len(instances):
+            raise ValueError(
+                f"{path}: holds {len(lines)} results for {len(instances)} instances; a warm "
+                "start for a set is the JSON-lines output of `rota solve SET --out FILE.jsonl`"
+            )
+        for k, ((lineno, text), inst) in enumerate(zip(lines, instances, strict=True)):
+            where = f"{path}: line {lineno}"
+            try:
+                data = json_module.loads(text)
+            except json_module.JSONDecodeError as exc:
+                raise ValueError(f"{where}: invalid JSON ({exc.msg})") from None
+            named = data.get("instance") if isinstance(data, dict) else None
+            if named not in (None, inst.name):
+                raise ValueError(
+                    f"{where}: is a result of {named!r}, instance {k + 1} is {inst.name!r}"
+                )
+            if isinstance(data, dict) and data.get("solution") is None:
+                continue
+            starts[k].append(solution_from_json(data, where, inst))
+    return starts
+
+
 @app.command()
 @handles_errors
 def solve(
     instance: Annotated[
-        Path, typer.Argument(help="Instance file (.vrp .txt .atsp .tsp .json .jsonl).")
+        Path, typer.Argument(help="Instance file or JSON-lines set (.vrp .txt .atsp .json .jsonl).")
     ],
     solver: Annotated[
-        str, typer.Option("--solver", "-s", help="Solver name; see `rota solvers`.")
-    ] = "pyvrp",
+        str | None,
+        typer.Option(
+            "--solver", "-s", help="Solver name (default: the family's); see `rota solvers`."
+        ),
+    ] = None,
     time_limit: Annotated[
-        float, typer.Option("--time-limit", "-t", help="Seconds per instance.")
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            "--time-limit", "-t", help="Seconds per instance (default 10 without --stop)."
+        ),
+    ] = None,
+    stop: Annotated[
+        str | None,
+        typer.Option(help="Stop on the first of time=S,iterations=N,no-improvement=N,target=X."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    warm_start: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--warm-start",
+            help="Start from this solution (repeatable); for a set, a results .jsonl file.",
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Write the result: .json (whole result) or .sol (VRPLIB routes)."),
+        typer.Option(
+            help="Write the result: .json (whole result; .jsonl for a set) or .sol (VRPLIB routes)."
+        ),
     ] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a PNG plot of the routes.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG plot of the solution.")] = None,
     backend: Annotated[
         str | None, typer.Option(help="Backend of solvers that have several (milp: cbc|highs).")
     ] = None,
@@ -119,71 +182,76 @@ def solve(
         typer.Option("--option", "-o", help="Solver option KEY=VALUE (repeatable)."),
     ] = None,
 ) -> None:
-    """Solve an instance and print a result table (gap to BKS when a reference is known)."""
+    """Solve an instance or a set; print a result table (gap to BKS when one is known)."""
     import rota
-    from rota.problems.io import read_set, write_solution
-    from rota.problems.io.json import result_to_dict, write_result
-    from rota.problems.io.reference import reference_cost
+    from rota.problems import problem_of
+    from rota.problems.reference import reference_cost
+    from rota.solvers.api import stopping_of
+    from rota.solvers.results import dumps_result
 
     options = parse_options(option)
     if backend is not None:
         options["backend"] = backend
-    rota.get_solver(solver)  # an unknown name fails before the file is read
-    instances = read_set(instance)
-    if len(instances) > 1 and (plot is not None or (out is not None and out.suffix == ".sol")):
+    stopping = stopping_of(time_limit, stop)  # bad criteria fail before the file is read
+    if solver is not None:
+        rota.get_solver(solver)  # so does an unknown name
+    instances = rota.read_set(instance)
+    problem = problem_of(instances[0])
+    if len(instances) > 1 and (plot is not None or (out is not None and out.suffix != ".jsonl")):
         raise ValueError(
-            f"{instance} holds {len(instances)} instances: --plot and --out .sol need one"
+            f"{instance} holds {len(instances)} instances: --plot needs one instance and "
+            "--out a .jsonl file"
         )
+    starts = _warm_starts(warm_start or [], instances)
     reference = reference_cost(instance) if len(instances) == 1 else None
+    results = rota.solve(
+        instances, solver=solver, stop=stopping, seed=seed, warm_start=starts, **options
+    )
 
     table = Table(title=f"rota solve: {instance.name}", title_justify="left")
-    for column in ("instance", "kind", "clients", "solver", "status", "objective", "reference",
-                   "gap %", "bound", "routes", "time s"):  # fmt: skip
+    for column in ("instance", "kind", problem.size_label, "solver", "status", "objective",
+                   "reference", "gap %", "bound", problem.items_label, "time s"):  # fmt: skip
         table.add_column(column, justify="left" if column in {"instance", "kind", "solver",
                                                               "status"} else "right")  # fmt: skip
-    results = []
-    for inst in instances:
-        result = rota.solve(inst, solver=solver, time_limit=time_limit, seed=seed, **options)
-        results.append((inst, result))
+    for inst, result in zip(instances, results, strict=True):
         gap = None
         if reference is not None and result.objective is not None:
-            gap = 100 * (result.objective - reference.value) / reference.value
-        routes = len(result.solution.nonempty_routes) if result.solution is not None else None
+            gap = problem.sense.gap_pct(result.objective, reference.value)
+        items = problem.items(result.solution) if result.solution is not None else None
         table.add_row(
-            inst.name, inst.kind, str(inst.num_clients), result.solver, result.status.value,
-            _format(result.objective), _format(reference.value if reference else None),
-            _format(gap), _format(result.bound), _format(routes, 0), f"{result.runtime:.2f}",
+            inst.name, problem.kind(inst), str(problem.size(inst)), result.solver,
+            result.status.value, _format(result.objective),
+            _format(reference.value if reference else None), _format(gap), _format(result.bound),
+            _format(items, 0), f"{result.runtime:.2f}",
         )  # fmt: skip
     console.print(table)
     if reference is not None:
         console.print(f"reference: {reference.kind} {reference.value:g} from {reference.source}")
+    if any(r.stats.get("solution_from") == "warm start" for r in results):
+        console.print("note: the solver did not beat the warm start; the warm start is returned")
 
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".sol":
-            inst, result = results[0]
-            if result.solution is None:
-                raise fail(f"no solution to write ({result.status.value})", EXIT_NO_SOLUTION)
-            write_solution(result.solution, out, inst, cost=result.objective)
-        elif len(results) == 1:
-            write_result(results[0][1], out, results[0][0].name)
+        if out.suffix == ".jsonl":
+            lines = [dumps_result(r, i) + "\n" for i, r in zip(instances, results, strict=True)]
+            write_text(out, "".join(lines))
         else:
-            with out.open("w") as handle:
-                for inst, result in results:
-                    handle.write(json.dumps(result_to_dict(result, inst.name)) + "\n")
+            result = results[0]
+            if out.suffix != ".json" and result.solution is None:
+                raise fail(f"no solution to write ({result.status.value})", EXIT_NO_SOLUTION)
+            rota.write(result, out, instances[0])
         console.print(f"wrote {out}")
-    if plot is not None and results[0][1].solution is not None:
-        from rota.plot import plot_routes
-
-        inst, result = results[0]
+    if plot is not None and results[0].solution is not None:
+        inst, result = instances[0], results[0]
         title = f"{inst.name}: {result.solver}, cost {_format(result.objective)}"
-        console.print(f"wrote {plot_routes(inst, result.solution, plot, title)}")
+        console.print(f"wrote {problem.plot(inst, result.solution, plot, title)}")
 
-    missing = [inst.name for inst, result in results if not result.status.has_solution]
+    missing = [i.name for i, r in zip(instances, results, strict=True) if not r.status.has_solution]
     if missing:
-        statuses = {r.status.value for _, r in results if not r.status.has_solution}
+        statuses = {r.status.value for r in results if not r.status.has_solution}
         raise fail(
-            f"{solver} found no solution for {', '.join(missing)} ({', '.join(sorted(statuses))})",
+            f"{results[0].solver} found no solution for {', '.join(missing)} "
+            f"({', '.join(sorted(statuses))})",
             EXIT_NO_SOLUTION,
         )
 
@@ -198,16 +266,19 @@ def evaluate(
 ) -> None:
     """Print the cost of a solution and every constraint it violates."""
     import rota
+    from rota.problems import problem_of
 
     inst = rota.read(instance)
+    problem = problem_of(inst)
     report = rota.evaluate(inst, rota.read_solution(solution, inst))
+    figures = problem.summary(report)
     table = Table(title=f"rota evaluate: {inst.name}", title_justify="left")
-    for column in ("objective", "distance", "fixed cost", "routes", "feasible"):
+    for column in (*figures, "feasible"):
         table.add_column(column, justify="right")
     table.add_row(
-        _format(report.objective, 4), _format(report.distance, 4), _format(report.fixed_cost, 4),
-        str(report.num_routes), "yes" if report.feasible else "no",
-    )  # fmt: skip
+        *(str(v) if isinstance(v, int) else _format(v, 4) for v in figures.values()),
+        "yes" if report.feasible else "no",
+    )
     console.print(table)
     for violation in report.violations:
         console.print(f"  violation ({violation.kind}): {violation.message}", highlight=False)
@@ -222,18 +293,27 @@ def solvers(
         Path | None, typer.Argument(help="Say which solvers support this instance.")
     ] = None,
 ) -> None:
-    """List the registered solvers, whether they are installed, and what they support."""
+    """List the registered solvers per problem: installed, warm starts, stops, support."""
     import rota
+    from rota.problems import problem_of
 
     inst = rota.read(instance) if instance is not None else None
-    table = Table(title="rota solvers" + (f" for {inst.name} ({inst.kind})" if inst else ""))
-    table.add_column("solver")
-    table.add_column("installed")
+    title = "rota solvers"
+    if inst is not None:
+        problem = problem_of(inst)
+        title += f" for {inst.name} ({problem.name}, {problem.kind(inst)})"
+    table = Table(title=title)
+    for column in ("solver", "problem", "installed", "warm start", "stops on"):
+        table.add_column(column)
     if inst is not None:
         table.add_column("supports")
     table.add_column("description")
     for info in rota.list_solvers(inst):
-        row = [info.name, "yes" if info.available else "no"]
+        row = [
+            info.name, info.problem, "yes" if info.available else "no",
+            "yes" if info.warm_start else "no",
+            ", ".join(c.replace("_", "-") for c in info.stopping),
+        ]  # fmt: skip
         if inst is not None:
             row.append("yes" if info.supports else f"no: {info.reason}")
         row.append(info.description)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping
@@ -36,7 +34,8 @@ from rota.data.osm import (
     road_matrices,
     sample_points,
 )
-from rota.problems.io.json import FormatError
+from rota.errors import FormatError
+from rota.files import atomic_open
 
 CITY_FORMAT = "rota.city/1"
 _ARRAYS = ("distance", "duration", "lat", "lon")
@@ -123,7 +122,7 @@ class City:
         arrays = {name: getattr(self, name) for name in _ARRAYS}
         arrays["format"] = np.array(CITY_FORMAT)
         arrays["metadata"] = np.array(json.dumps(dict(self.metadata), sort_keys=True))
-        with _atomic(path, "wb") as handle:
+        with atomic_open(path, "wb") as handle:
             np.savez_compressed(handle, **arrays)
 
     @classmethod
@@ -159,39 +158,6 @@ class City:
             return cls(metadata=metadata, **arrays)
         except ValueError as exc:
             raise FormatError(f"{path}: {exc}") from None
-
-
-class _atomic:
-    """Open a temporary file beside ``path``; rename it onto ``path`` only on success."""
-
-    def __init__(self, path: Path, mode: str) -> None:
-        self.path, self.mode = path, mode
-
-    def __enter__(self) -> Any:
-        directory = self.path.parent
-        if not directory.is_dir():
-            raise FormatError(f"{self.path}: directory {directory} does not exist")
-        fd, self.temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
-        encoding = None if "b" in self.mode else "utf-8"
-        self.handle = os.fdopen(fd, self.mode, encoding=encoding)
-        return self.handle
-
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
-        self.handle.close()
-        if kind is None:
-            os.chmod(self.temp, 0o644)  # mkstemp's 0600 would surprise whoever reads the file
-            os.replace(self.temp, self.path)
-        else:
-            os.unlink(self.temp)
-
-
-def atomic_open(path: str | Path, mode: str = "w") -> Any:
-    """Context manager writing ``path`` through a temporary file renamed at the end.
-
-    An exception (including ``KeyboardInterrupt``) inside the block removes the
-    temporary file and leaves any previous ``path`` untouched.
-    """
-    return _atomic(Path(path), mode)
 
 
 def build_city(

@@ -53,10 +53,12 @@ from typing import Any
 
 import numpy as np
 
-from rota.data.city import City, atomic_open
+from rota.data.city import City
 from rota.data.osm import Progress
-from rota.problems.io.json import dumps_instance, euclidean
+from rota.files import atomic_open
+from rota.problems import dumps_instance
 from rota.problems.routing import RoutingInstance, VehicleType
+from rota.problems.routing.io.json import euclidean
 
 CITY_PROBLEMS = ("atsp", "acvrp", "acvrptw")
 SYNTHETIC_PROBLEMS = ("tsp", "cvrp", "vrptw")

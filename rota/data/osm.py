@@ -80,7 +80,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
-from rota.problems.io.json import FormatError
+from rota.errors import FormatError
 
 #: ``progress(stage, done, total)``: called while long steps run.
 Progress = Callable[[str, int, int | None], None]

@@ -1,23 +1,22 @@
-"""The solver interface every backend implements, the result type and the registry.
+"""The solver interface every backend implements, and the result type.
 
-A backend is an adapter: it encodes a :class:`~rota.problems.routing.RoutingInstance`
-for its engine (integer scaling and index maps live only there), runs it under
-a :class:`Stop`, and decodes the answer into a :class:`Result` whose objective
-is in the instance's own units.
+A backend is an adapter: it encodes an instance of its family for its engine
+(integer scaling and index maps live only there), runs it under a
+:class:`~rota.solvers.stopping.Stop`, and decodes the answer into a
+:class:`Result` whose objective is in the instance's own units, built by
+:func:`finish` so that the family's evaluator checks it.
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import numpy as np
-
-from rota.problems.routing import RoutingInstance, RoutingSolution, evaluate
+from rota.problems import problem_of
+from rota.solvers.stopping import CRITERIA, Stop
 
 
 class Status(enum.StrEnum):
@@ -36,84 +35,82 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Result:
-    """What every solver returns, whatever its backend.
+    """What every solver returns, whatever its backend and problem family.
 
-    ``objective`` is in the instance's units and equals
-    ``evaluate(instance, solution).objective``; ``bound`` is a proven lower
-    bound and is set only by solvers that prove one.
+    ``objective`` is in the instance's units and equals the family evaluator's
+    objective of ``solution``; ``bound`` is a proven bound (lower when
+    minimising, upper when maximising) and is set only by solvers that prove
+    one. ``evaluation`` is the evaluator's report of ``solution``, kept so
+    that nobody evaluates the same solution twice; it is not saved in files.
     """
 
     objective: float | None
-    solution: RoutingSolution | None
+    solution: Any
     status: Status
     runtime: float
     solver: str
     seed: int
     bound: float | None = None
     stats: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Any = field(default=None, compare=False, repr=False)
 
     @property
     def gap_to_bound(self) -> float | None:
-        """Relative gap ``(objective - bound) / objective`` when both are known."""
+        """Relative gap ``|objective - bound| / |objective|`` when both are known."""
         if self.objective is None or self.bound is None or self.objective == 0:
             return None
-        return (self.objective - self.bound) / abs(self.objective)
-
-
-@dataclass(frozen=True)
-class Stop:
-    """When to stop: a wall-clock budget, measured from :meth:`start`."""
-
-    time_limit: float
-    started: float = field(default_factory=time.perf_counter)
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.time_limit) and self.time_limit > 0):
-            raise ValueError(
-                f"time_limit must be a positive number of seconds, got {self.time_limit}"
-            )
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.time_limit - self.elapsed)
-
-    def __call__(self) -> bool:
-        return self.elapsed >= self.time_limit
+        return abs(self.objective - self.bound) / abs(self.objective)
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can model. Anything else it must refuse, never drop."""
+    """What a backend can do beyond modelling an instance, whatever the family.
 
-    asymmetric: bool = True
-    time_windows: bool = False
-    heterogeneous: bool = False
-    multi_depot: bool = False
-    uncapacitated: bool = True
+    Families add what their instances need (routing:
+    :class:`~rota.solvers.routing.RoutingCapabilities`); anything a backend
+    cannot do it refuses, never drops.
+    """
+
+    #: Takes starting solutions (``warm_start``) and never returns a worse one.
+    warm_start: bool = False
+    #: Stopping criteria it honours (see :data:`rota.solvers.stopping.CRITERIA`).
+    stopping: frozenset[str] = frozenset({"time"})
+    #: Solves a list of instances in one call (:meth:`Solver.solve_batch`).
+    batched: bool = False
     gpu: bool = False
-    #: One limit for every instance, or one per :func:`size_family` (a family
-    #: missing from the mapping is unlimited).
-    max_clients: int | Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.stopping) - set(CRITERIA)
+        if unknown:
+            raise ValueError(f"unknown stopping criteria {sorted(unknown)}")
+
+
+#: Every criterion; most backends honour them all.
+ALL_CRITERIA = frozenset(CRITERIA)
 
 
 @runtime_checkable
 class Solver(Protocol):
+    """A backend. ``problem`` names the family it solves; ``name`` is unique within it.
+
+    Batched backends (``capabilities.batched``) also implement
+    ``solve_batch(instances, stop, seed, warm_starts) -> list[Result]``, where
+    ``stop`` holds the whole batch's budget.
+    """
+
     name: str
+    problem: str
     description: str
     capabilities: Capabilities
 
     def available(self) -> bool:
         """True when the backend's packages import; never raises."""
 
-    def supports(self, instance: RoutingInstance) -> str | None:
+    def supports(self, instance: Any) -> str | None:
         """``None`` if this solver can solve ``instance``, else the reason it cannot."""
 
-    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
-        """Solve within ``stop``; objective in the instance's units."""
+    def solve(self, instance: Any, stop: Stop, seed: int, warm_start: Sequence[Any] = ()) -> Result:
+        """Solve within ``stop``, starting from ``warm_start`` solutions when given."""
 
 
 class RequiresModules:
@@ -154,68 +151,9 @@ def reconfigured(solver: Any, option_names: tuple[str, ...], options: Mapping[st
     return type(solver)(**{**current, **options})
 
 
-class UnsupportedInstanceError(ValueError):
-    """Raised when a solver is asked to solve an instance it cannot model."""
-
-
-class UnknownSolverError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; a CLI line should not
-        return str(self.args[0])
-
-
-def check_capabilities(name: str, caps: Capabilities, instance: RoutingInstance) -> str | None:
-    """The reason ``caps`` cannot model ``instance``, or ``None``. Shared by backends."""
-    if not caps.asymmetric and not instance.is_symmetric:
-        return f"{name} needs a symmetric distance matrix; {instance.name} is asymmetric"
-    if not caps.time_windows and instance.has_time_windows:
-        return f"{name} does not support time windows ({instance.name} has them)"
-    if not caps.heterogeneous and instance.is_heterogeneous:
-        return f"{name} does not support heterogeneous fleets or vehicle costs"
-    if not caps.multi_depot and len(instance.depots) > 1:
-        return f"{name} does not support several depots ({len(instance.depots)} given)"
-    if not caps.uncapacitated and not instance.is_capacitated:
-        return f"{name} needs capacitated vehicles"
-    limit, family = caps.max_clients, None
-    if isinstance(limit, Mapping):
-        family = size_family(instance)
-        limit = limit.get(family)
-    if limit is not None and instance.num_clients > limit:
-        which = f"{family} instances of " if family else ""
-        return (
-            f"{name} handles {which}at most {limit} clients, {instance.name} has "
-            f"{instance.num_clients}; use a heuristic solver such as pyvrp"
-        )
-    return None
-
-
-def size_family(instance: RoutingInstance) -> str:
-    """Which size limit of a model applies: ``tsp``, ``hf`` (several vehicle types),
-    ``vrptw`` or ``cvrp``."""
-    if instance.is_tsp:
-        return "tsp"
-    if len(instance.vehicle_types) > 1:
-        return "hf"
-    return "vrptw" if instance.has_time_windows else "cvrp"
-
-
-def integer_scale(*arrays: np.ndarray, max_scale: int = 10_000) -> tuple[int, bool]:
-    """Smallest power of ten making every array integral, and whether it is exact.
-
-    Integer engines (PyVRP, OR-Tools) need integer data. When no power of ten
-    up to ``max_scale`` is exact, ``max_scale`` is used and the engine sees
-    rounded data; adapters then report the evaluator's objective instead.
-    """
-    scale = 1
-    while scale <= max_scale:
-        if all(np.allclose(a * scale, np.round(a * scale), rtol=0, atol=1e-6) for a in arrays):
-            return scale, True
-        scale *= 10
-    return max_scale, False
-
-
 def finish(
-    instance: RoutingInstance,
-    solution: RoutingSolution | None,
+    instance: Any,
+    solution: Any,
     status: Status,
     *,
     solver: str,
@@ -225,131 +163,47 @@ def finish(
     bound: float | None = None,
     stats: Mapping[str, Any] | None = None,
 ) -> Result:
-    """Build a :class:`Result`, checking the decoded solution with the evaluator.
+    """Build a :class:`Result`, checking the decoded solution with the family's evaluator.
 
     The objective comes from the backend (converted to instance units) when
     it gave one, else from the evaluator; conformance tests check the two
     agree. A solution that breaks a constraint turns the status into ``ERROR``
     with the violations in ``stats`` rather than being reported as feasible.
+    The stop's iteration count and the criterion that ended the run go into
+    ``stats``.
     """
-    stats = dict(stats or {})
+    stats = {**stop.stats(), **(stats or {})}
     runtime = stop.elapsed
     if solution is None or not status.has_solution:
         return Result(None, None, status, runtime, solver, seed, bound, stats)
-    report = evaluate(instance, solution)
+    report = problem_of(instance).evaluate(instance, solution)
     stats["evaluated_objective"] = report.objective
     if report.violations:
         stats["violations"] = [str(v) for v in report.violations]
         stats["error"] = (
             f"{solver} returned a solution that breaks {len(report.violations)} constraint(s)"
         )
-        return Result(report.objective, solution, Status.ERROR, runtime, solver, seed, bound, stats)
-    objective = report.objective if backend_objective is None else float(backend_objective)
-    return Result(objective, solution, status, runtime, solver, seed, bound, stats)
-
-
-# -- registry -----------------------------------------------------------------
-
-#: name -> "module:attribute" of a zero-argument factory; imported lazily so that
-#: listing solvers never imports torch or an absent backend.
-_REGISTRY: dict[str, str] = {
-    "pyvrp": "rota.solvers.pyvrp:PyVRPSolver",
-    "ortools": "rota.solvers.ortools:ORToolsSolver",
-    "greedy": "rota.solvers.greedy:GreedySolver",
-    "milp": "rota.solvers.milp:MILPSolver",
-    "cpsat": "rota.solvers.cpsat:CPSATSolver",
-}
-DEFAULT_SOLVER = "pyvrp"
-
-
-def register(name: str, target: str | Callable[[], Solver]) -> None:
-    """Register a solver under ``name``: a ``"module:attr"`` path or a factory."""
-    _REGISTRY[name] = target  # type: ignore[assignment]
-
-
-def solver_names() -> list[str]:
-    return list(_REGISTRY)
-
-
-def registry_target(name: str) -> str | Callable[[], Solver]:
-    """What ``name`` is registered as: a ``"module:attr"`` path or a factory.
-
-    Worker processes re-register the solvers they run from these targets.
-    """
-    if name not in _REGISTRY:
-        raise UnknownSolverError(
-            f"unknown solver {name!r}; valid solvers: {', '.join(solver_names())}"
+        return Result(
+            report.objective, solution, Status.ERROR, runtime, solver, seed, bound, stats, report
         )
-    return _REGISTRY[name]
+    objective = report.objective if backend_objective is None else float(backend_objective)
+    return Result(objective, solution, status, runtime, solver, seed, bound, stats, report)
 
 
-def get_solver(name: str) -> Solver:
-    """The solver registered as ``name``; unknown names list the valid ones."""
-    target = registry_target(name)
-    if callable(target):
-        return target()
-    module_name, attr = target.split(":")
-    return getattr(importlib.import_module(module_name), attr)()
+def best_feasible(instance: Any, solutions: Sequence[Any]) -> tuple[Any, Any] | None:
+    """The best feasible solution among ``solutions`` and its evaluation, or ``None``."""
+    problem = problem_of(instance)
+    best = None
+    for solution in solutions:
+        report = problem.evaluate(instance, solution)
+        if report.feasible and (
+            best is None or problem.sense.better(report.objective, best[1].objective)
+        ):
+            best = (solution, report)
+    return best
 
 
-@dataclass(frozen=True)
-class SolverInfo:
-    name: str
-    description: str
-    available: bool
-    supports: bool | None
-    reason: str | None = None
-
-
-def list_solvers(instance: RoutingInstance | None = None) -> list[SolverInfo]:
-    """Every registered solver: installed or not, and whether it supports ``instance``."""
-    infos = []
-    for name in solver_names():
-        try:
-            solver = get_solver(name)
-        except ImportError as exc:  # a backend module whose own imports fail
-            infos.append(SolverInfo(name, "", False, False if instance else None, str(exc)))
-            continue
-        available = solver.available()
-        reason = None
-        supports = None
-        if instance is not None:
-            reason = solver.supports(instance) if available else _unavailable(solver)
-            supports = reason is None
-        infos.append(SolverInfo(name, solver.description, available, supports, reason))
-    return infos
-
-
-def _unavailable(solver: Solver) -> str:
-    detail = getattr(solver, "import_error", None)
-    return f"solver {solver.name!r} could not be imported" + (f" ({detail})" if detail else "")
-
-
-def solve(
-    instance: RoutingInstance,
-    solver: str = DEFAULT_SOLVER,
-    time_limit: float = 10.0,
-    seed: int = 0,
-    **options: Any,
-) -> Result:
-    """Solve ``instance`` with the named solver within ``time_limit`` seconds.
-
-    Raises
-    ------
-    UnknownSolverError
-        ``solver`` is not registered.
-    UnsupportedInstanceError
-        The solver is not installed or cannot model this instance.
-    """
-    backend = get_solver(solver)
-    if options:
-        configure = getattr(backend, "configure", None)
-        if configure is None:
-            raise ValueError(f"solver {solver!r} takes no options, got {sorted(options)}")
-        backend = configure(**options)
-    if not backend.available():
-        raise UnsupportedInstanceError(_unavailable(backend))
-    reason = backend.supports(instance)
-    if reason is not None:
-        raise UnsupportedInstanceError(reason)
-    return backend.solve(instance, Stop(float(time_limit)), int(seed))
+__all__ = [
+    "ALL_CRITERIA", "Capabilities", "RequiresModules", "Result", "Solver", "Status",
+    "best_feasible", "finish", "reconfigured",
+]  # fmt: skip

@@ -3,7 +3,7 @@
 Models
 ------
 Node 0 is the depot and node ``a >= 1`` is the ``a``-th client; one Boolean per
-allowed arc (see :func:`rota.solvers.milp.allowed_arcs`).
+allowed arc (see :func:`rota.solvers.milp.formulation.allowed_arcs`).
 
 * TSP/ATSP: ``AddCircuit`` over every location.
 * One vehicle type (CVRP, ACVRP, VRPTW): ``AddMultipleCircuit`` (every route
@@ -22,7 +22,7 @@ allowed arc (see :func:`rota.solvers.milp.allowed_arcs`).
 Integer data
 ------------
 CP-SAT needs integers. Costs are scaled with
-:func:`~rota.solvers.base.integer_scale`; when no exact scale exists they are
+:func:`~rota.solvers.scaling.integer_scale`; when no exact scale exists they are
 scaled by ``10**6`` and rounded *down*, so every CP-SAT bound is still a valid
 lower bound on the true cost; the objective is then the evaluator's and
 ``OPTIMAL`` is claimed only if that objective meets the bound. Travel and
@@ -42,22 +42,27 @@ from typing import Any
 
 import numpy as np
 
+from rota.errors import UnsupportedInstanceError
 from rota.problems.routing import RoutingInstance, RoutingSolution, evaluate
-from rota.solvers import greedy
 from rota.solvers.base import (
-    Capabilities,
+    ALL_CRITERIA,
     RequiresModules,
     Result,
     Status,
-    Stop,
-    UnsupportedInstanceError,
-    check_capabilities,
+    best_feasible,
     finish,
-    integer_scale,
     reconfigured,
+)
+from rota.solvers.milp.formulation import allowed_arcs, vehicle_copies
+from rota.solvers.milp.heuristics import greedy_routes
+from rota.solvers.routing import (
+    RoutingCapabilities,
+    check_capabilities,
+    per_instance,
     size_family,
 )
-from rota.solvers.milp import allowed_arcs, vehicle_copies
+from rota.solvers.scaling import integer_scale
+from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
 
 #: Largest number of clients offered per problem family.
 MAX_CLIENTS = {"tsp": 400, "cvrp": 100, "vrptw": 100, "hf": 40}
@@ -71,7 +76,7 @@ _MAX_SCALED = 2**50
 #: when costs were rounded: only floating-point noise, not rounding error.
 _PROOF_TOL = 1e-9
 
-_OPTION_NAMES = ("num_workers", "warm_start")
+_OPTION_NAMES = ("num_workers", "greedy_start")
 
 
 def machine_workers() -> int:
@@ -98,6 +103,7 @@ class _Scaled:
     proofs_valid: bool  # times and loads scaled exactly
 
 
+@per_instance
 def _scale(instance: RoutingInstance) -> _Scaled:
     types = instance.vehicle_types
     unit = np.stack([vt.unit_distance_cost * instance.distance for vt in types])
@@ -159,14 +165,22 @@ class CPSATSolver(RequiresModules):
     ----------
     num_workers
         CP-SAT search workers; ``None`` uses every core this process may run on.
-    warm_start
-        Hint CP-SAT with a solution from :mod:`rota.solvers.greedy`.
+    greedy_start
+        Without a warm start, hint CP-SAT with a solution from
+        :mod:`rota.solvers.greedy`.
+
+    A warm start (the best feasible one given, else the first) is CP-SAT's
+    solution hint; a feasible one is also returned if CP-SAT finds nothing
+    better. An iteration is one improving solution CP-SAT reports.
     """
 
     name = "cpsat"
+    problem = "routing"
     requires = ("ortools.sat.python.cp_model",)
     description = "exact CP-SAT (OR-Tools): circuit constraints, loads and start times"
-    capabilities = Capabilities(
+    capabilities = RoutingCapabilities(
+        warm_start=True,
+        stopping=ALL_CRITERIA,
         asymmetric=True,
         time_windows=True,
         heterogeneous=True,
@@ -175,17 +189,17 @@ class CPSATSolver(RequiresModules):
         max_clients=MAX_CLIENTS,
     )
 
-    def __init__(self, num_workers: int | None = None, warm_start: bool = True) -> None:
+    def __init__(self, num_workers: int | None = None, greedy_start: bool = True) -> None:
         if num_workers is not None and (
             isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1
         ):
             raise ValueError(
                 f"cpsat option num_workers={num_workers!r} must be a positive integer or None"
             )
-        if not isinstance(warm_start, bool):
-            raise ValueError(f"cpsat option warm_start={warm_start!r} must be True or False")
+        if not isinstance(greedy_start, bool):
+            raise ValueError(f"cpsat option greedy_start={greedy_start!r} must be True or False")
         self.num_workers = num_workers
-        self.warm_start = warm_start
+        self.greedy_start = greedy_start
 
     def configure(self, **options: Any) -> CPSATSolver:
         """A copy of this solver with ``options`` changed.
@@ -221,7 +235,13 @@ class CPSATSolver(RequiresModules):
             )
         return None
 
-    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
+    def solve(
+        self,
+        instance: RoutingInstance,
+        stop: Stop,
+        seed: int,
+        warm_start: tuple[RoutingSolution, ...] = (),
+    ) -> Result:
         """Solve ``instance`` within ``stop``; see the module docstring for the status."""
         reason = self.supports(instance)
         if reason is not None:
@@ -236,16 +256,23 @@ class CPSATSolver(RequiresModules):
             builder.one_type()
         else:
             builder.vehicles()
-        initial = _initial_routes(instance) if self.warm_start else None
-        builder.hint(initial)
+        best = best_feasible(instance, warm_start)
+        if best is not None:
+            hint, initial = _routes(best[0]), _routes(best[0])
+        elif warm_start:  # infeasible starts still guide the search, but are no fallback
+            hint, initial = _routes(warm_start[0]), None
+        else:
+            initial = greedy_routes(instance) if self.greedy_start else None
+            hint = initial
+        builder.hint(hint)
 
         solver = cp_model.CpSolver()
         params = solver.parameters
-        params.max_time_in_seconds = max(0.01, stop.remaining - 0.05)
+        params.max_time_in_seconds = max(0.01, min(stop.remaining - 0.05, MAX_ENGINE_SECONDS))
         params.num_workers = self.num_workers or machine_workers()
         params.random_seed = seed % 2_147_483_647
         params.log_search_progress = False
-        code = solver.solve(builder.model)
+        code = solver.solve(builder.model, _stop_callback(cp_model, stop, scaled.cost_scale))
         return self._result(instance, stop, seed, cp_model, solver, code, builder, scaled, initial)
 
     def _result(
@@ -287,19 +314,25 @@ class CPSATSolver(RequiresModules):
                 return finish(instance, None, Status.INFEASIBLE, stats=stats, **common)
             stats["note"] = "the conservatively rounded model is infeasible; no proof for the data"
             return finish(instance, None, Status.NO_SOLUTION, stats=stats, **common)
+        start = None
+        if initial is not None:
+            routes = RoutingSolution.from_lists([v for v, _ in initial], [k for _, k in initial])
+            start = (routes, evaluate(instance, routes).objective)
+
+        def start_result(why: str) -> Result:
+            solution, objective = start
+            stats["solution_from"] = f"start ({why})"
+            capped = None if bound is None else min(bound, objective)
+            if capped is not None and objective != 0:
+                stats["gap"] = (objective - capped) / abs(objective)
+            return finish(instance, solution, Status.FEASIBLE, bound=capped, stats=stats, **common)
+
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            if initial is None:
+            if start is None:
                 return finish(
                     instance, None, Status.NO_SOLUTION, bound=bound, stats=stats, **common
                 )
-            # CP-SAT stopped before finding anything: the hint is still a feasible solution
-            stats["solution_from"] = "warm start"
-            solution = RoutingSolution.from_lists([v for v, _ in initial], [k for _, k in initial])
-            objective = evaluate(instance, solution).objective
-            if bound is not None and objective != 0:
-                stats["gap"] = (objective - min(bound, objective)) / abs(objective)
-            bound = None if bound is None else min(bound, objective)
-            return finish(instance, solution, Status.FEASIBLE, bound=bound, stats=stats, **common)
+            return start_result("CP-SAT stopped before finding a solution")
 
         solution = builder.decode(solver)
         engine = float(solver.objective_value)
@@ -311,6 +344,9 @@ class CPSATSolver(RequiresModules):
             bound is not None and objective <= bound + _PROOF_TOL * max(1.0, abs(objective))
         )
         proven = code == cp_model.OPTIMAL and scaled.proofs_valid and met
+        if not proven and start is not None and start[1] < objective:
+            # stopped (an iteration or improvement limit) before it caught up with its hint
+            return start_result("better than CP-SAT's last solution")
         status = Status.OPTIMAL if proven else Status.FEASIBLE
         if bound is not None and bound > objective:
             bound = objective  # floating-point noise on a proven optimum
@@ -335,16 +371,19 @@ class CPSATSolver(RequiresModules):
         )
 
 
-def _initial_routes(instance: RoutingInstance) -> list[tuple[list[int], int]] | None:
-    routes = None
-    if len(instance.vehicle_types) == 1 and not instance.has_time_windows:
-        routes = greedy.savings(instance)
-    for choose in ("cost", "most_clients"):
-        if routes is None:
-            routes = greedy.nearest_neighbour(instance, choose)
-    if routes is None or not evaluate(instance, RoutingSolution(tuple(routes))).feasible:
-        return None
-    return [(list(r.visits), r.vehicle_type) for r in routes if r.visits]
+def _routes(solution: RoutingSolution) -> list[tuple[list[int], int]]:
+    return [(list(r.visits), r.vehicle_type) for r in solution.routes if r.visits]
+
+
+def _stop_callback(cp_model: Any, stop: Stop, cost_scale: int) -> Any:
+    """A solution callback that shows ``stop`` every solution and ends the search on its word."""
+
+    class StopCallback(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            if stop(self.objective_value / cost_scale):
+                self.stop_search()
+
+    return StopCallback()
 
 
 class _Builder:

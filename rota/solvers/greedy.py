@@ -27,7 +27,9 @@ import math
 import numpy as np
 
 from rota.problems.routing import TOLERANCE, Route, RoutingInstance, RoutingSolution
-from rota.solvers.base import Capabilities, Result, Status, Stop, check_capabilities, finish
+from rota.solvers.base import ALL_CRITERIA, Result, Status, finish
+from rota.solvers.routing import RoutingCapabilities, check_capabilities
+from rota.solvers.stopping import Stop
 
 #: Nearest neighbours per client whose savings are considered in the first pass.
 SAVINGS_NEIGHBOURS = 40
@@ -40,8 +42,11 @@ class GreedySolver:
     """Savings or time-window-aware nearest neighbour; no dependencies beyond numpy."""
 
     name = "greedy"
+    problem = "routing"
     description = "Constructive heuristic: Clarke-Wright savings or nearest neighbour (numpy)"
-    capabilities = Capabilities(
+    # One construction is one iteration: every criterion is met once it ends.
+    capabilities = RoutingCapabilities(
+        stopping=ALL_CRITERIA,
         asymmetric=True,
         time_windows=True,
         heterogeneous=True,
@@ -55,10 +60,17 @@ class GreedySolver:
     def supports(self, instance: RoutingInstance) -> str | None:
         return check_capabilities(self.name, self.capabilities, instance)
 
-    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
-        """Construct routes; ``seed`` is recorded but ties break by lowest index."""
+    def solve(
+        self, instance: RoutingInstance, stop: Stop, seed: int, warm_start: tuple = ()
+    ) -> Result:
+        """Construct routes; ``seed`` is recorded but ties break by lowest index.
+
+        The construction runs to its end whatever the stop says: it is one
+        iteration, and stops only count what happens after it.
+        """
         routes, method = construct(instance)
         stats: dict[str, str] = {"method": method}
+        stop(None)  # counts the one iteration; the objective is the evaluator's, in finish()
         if routes is None:
             stats["reason"] = "the clients do not fit into the available vehicles"
             return finish(

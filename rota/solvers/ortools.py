@@ -6,9 +6,12 @@ every transit is registered as a whole matrix (``RegisterTransitMatrix``,
 ``RegisterUnaryTransitVector``) so that OR-Tools never calls back into Python
 per arc, and the routes are mapped back to the instance's location indices.
 
-OR-Tools' routing search has no seed: for a given instance it is
-deterministic up to the point where the wall-clock limit cuts it, no further.
-The seed is stored in the result for the record only.
+An iteration is one solution OR-Tools accepts during its search (an
+at-solution callback); rota's :class:`~rota.solvers.stopping.Stop` sees each
+one, and a search limit ends the search once it says stop. OR-Tools' routing
+search has no seed: for a given instance it is deterministic up to the point
+where the wall-clock limit cuts it, no further. The seed is stored in the
+result for the record only.
 """
 
 from __future__ import annotations
@@ -20,16 +23,10 @@ from typing import Any
 import numpy as np
 
 from rota.problems.routing import Route, RoutingInstance, RoutingSolution
-from rota.solvers.base import (
-    Capabilities,
-    RequiresModules,
-    Result,
-    Status,
-    Stop,
-    check_capabilities,
-    finish,
-)
+from rota.solvers.base import ALL_CRITERIA, RequiresModules, Result, Status, best_feasible, finish
+from rota.solvers.routing import RoutingCapabilities, check_capabilities
 from rota.solvers.scaling import ScaledInstance, scale_instance, scaling_refusal
+from rota.solvers.stopping import Stop
 
 #: OR-Tools' RoutingSearchStatus values, by number (``routing.status()``).
 ROUTING_STATUS = {
@@ -65,11 +62,19 @@ def fleet_size(instance: RoutingInstance, k: int) -> int:
 
 
 class ORToolsSolver(RequiresModules):
-    """OR-Tools routing (CVRP, ACVRP, VRPTW, heterogeneous, multi-depot), heuristic."""
+    """OR-Tools routing (CVRP, ACVRP, VRPTW, heterogeneous, multi-depot), heuristic.
+
+    A warm start (the best feasible one of those given) is the search's first
+    solution; guided local search only ever reports a solution at least as
+    good as its best, so the result is never worse.
+    """
 
     name = "ortools"
+    problem = "routing"
     description = "OR-Tools routing, guided local search (heuristic; CVRP, VRPTW, fleets)"
-    capabilities = Capabilities(
+    capabilities = RoutingCapabilities(
+        warm_start=True,
+        stopping=ALL_CRITERIA,
         asymmetric=True,
         time_windows=True,
         heterogeneous=True,
@@ -84,7 +89,13 @@ class ORToolsSolver(RequiresModules):
             self.name, instance
         )
 
-    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
+    def solve(
+        self,
+        instance: RoutingInstance,
+        stop: Stop,
+        seed: int,
+        warm_start: tuple[RoutingSolution, ...] = (),
+    ) -> Result:
         from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
         encode_start = time.perf_counter()
@@ -96,16 +107,23 @@ class ORToolsSolver(RequiresModules):
             routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
         )
         encode_time = time.perf_counter() - encode_start
-        params.time_limit.FromMilliseconds(max(1, int(stop.remaining * 1000)))
+        params.time_limit.FromMilliseconds(max(1, int(stop.engine_seconds * 1000)))
+        model.watch(stop, scaled.objective_scale)
 
-        # PATH_CHEAPEST_ARC ignores how few vehicles of each type a mixed fleet
-        # has: on X115-HVRP it finds no complete plan in 5 s, so such fleets
-        # start from the greedy routes. On Solomon's loose homogeneous fleets
-        # the greedy start measured worse (6.5% vs 4.8% mean gap at 1 s).
-        tight_mix = instance.is_heterogeneous and all(
-            vt.count is not None for vt in instance.vehicle_types
-        )
-        initial = model.greedy_assignment(instance, params) if tight_mix else None
+        start = best_feasible(instance, warm_start)
+        if start is not None:
+            initial = model.assignment(start[0].routes, params)
+            origin = "warm start" if initial is not None else "path_cheapest_arc (start rejected)"
+        else:
+            # PATH_CHEAPEST_ARC ignores how few vehicles of each type a mixed fleet
+            # has: on X115-HVRP it finds no complete plan in 5 s, so such fleets
+            # start from the greedy routes. On Solomon's loose homogeneous fleets
+            # the greedy start measured worse (6.5% vs 4.8% mean gap at 1 s).
+            tight_mix = instance.is_heterogeneous and all(
+                vt.count is not None for vt in instance.vehicle_types
+            )
+            initial = model.greedy_assignment(instance, params) if tight_mix else None
+            origin = "greedy" if initial is not None else "path_cheapest_arc"
         if initial is None:
             assignment = model.routing.SolveWithParameters(params)
         else:
@@ -121,12 +139,20 @@ class ORToolsSolver(RequiresModules):
             "scaling_exact": scaled.exact,
             "encode_time": encode_time,
             "seeded": False,
-            "initial_solution": "path_cheapest_arc" if initial is None else "greedy",
+            "initial_solution": origin,
         }
         if assignment is not None:
             stats["engine_objective"] = int(assignment.ObjectiveValue())
             if dropped := model.dropped(assignment):
                 stats["dropped_clients"] = dropped
+        if (assignment is None or "dropped_clients" in stats) and start is not None:
+            # A search stopped at once (an iteration limit met on the first
+            # callback) ends before it accepts the start: the start stands.
+            stats["note"] = "OR-Tools stopped before accepting a solution; the warm start stands"
+            return finish(
+                instance, start[0], Status.FEASIBLE, solver=self.name, seed=seed, stop=stop,
+                stats=stats,
+            )  # fmt: skip
         if assignment is None or "dropped_clients" in stats:
             # Even ROUTING_INFEASIBLE is no proof here: the model may cap an
             # unlimited fleet, so it is not exactly the instance.
@@ -227,13 +253,39 @@ class _Model:
                 times.CumulVar(routing.Start(v)).SetRange(early, late)
                 times.CumulVar(routing.End(v)).SetRange(early, late)
 
+    def watch(self, stop: Stop, objective_scale: int) -> None:
+        """Show ``stop`` every solution the search accepts; end the search when it says so.
+
+        A plan that still drops a client costs at least the drop penalty, so
+        it counts as no feasible solution yet.
+        """
+        routing = self.routing
+        best: int | None = None
+        stopping = False
+
+        def on_solution() -> None:
+            nonlocal best, stopping
+            cost = routing.CostVar().Value()
+            complete = self.drop_penalty is None or cost < self.drop_penalty
+            if complete and (best is None or cost < best):
+                best = cost
+            if stop(None if best is None else best / objective_scale):
+                stopping = True
+
+        # kept on the model: OR-Tools holds no Python reference to its callbacks
+        self.callbacks = (on_solution, lambda: stopping)
+        routing.AddAtSolutionCallback(self.callbacks[0])
+        routing.AddSearchMonitor(routing.solver().CustomLimit(self.callbacks[1]))
+
     def greedy_assignment(self, instance: RoutingInstance, params: Any) -> Any | None:
         """The greedy backend's routes as an OR-Tools assignment, or None without one."""
         from rota.solvers.greedy import construct
 
         routes, _ = construct(instance)
-        if routes is None:
-            return None
+        return None if routes is None else self.assignment(routes, params)
+
+    def assignment(self, routes: Any, params: Any) -> Any | None:
+        """``routes`` (rota routes) as an OR-Tools assignment; None if OR-Tools rejects them."""
         node_of = {int(loc): i for i, loc in enumerate(self.locations)}
         free = {
             k: [v for v, t in enumerate(self.vehicle_type) if t == k]
@@ -242,6 +294,8 @@ class _Model:
         plan: list[list[int]] = [[] for _ in range(self.num_vehicles)]
         for route in routes:
             if route.visits:
+                if not free.get(route.vehicle_type):
+                    return None  # more routes of this type than the model has vehicles
                 vehicle = free[route.vehicle_type].pop(0)
                 plan[vehicle] = [self.manager.NodeToIndex(node_of[c]) for c in route.visits]
         self.routing.CloseModelWithParameters(params)

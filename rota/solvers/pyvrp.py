@@ -16,31 +16,35 @@ import warnings
 import numpy as np
 
 from rota.problems.routing import Route, RoutingInstance, RoutingSolution
-from rota.solvers.base import (
-    Capabilities,
-    RequiresModules,
-    Result,
-    Status,
-    Stop,
-    check_capabilities,
-    finish,
-)
+from rota.solvers.base import ALL_CRITERIA, RequiresModules, Result, Status, best_feasible, finish
+from rota.solvers.routing import RoutingCapabilities, check_capabilities
 from rota.solvers.scaling import ScaledInstance, scale_instance, scaling_refusal
+from rota.solvers.stopping import Stop
+
+#: PyVRP's cost of an infeasible solution is "a very large number"; anything
+#: this large is no objective.
+_INFEASIBLE_COST = 2**60
 
 
 class PyVRPSolver(RequiresModules):
     """PyVRP's iterated local search (CVRP, ACVRP, VRPTW, heterogeneous, multi-depot).
 
-    The run uses ``pyvrp.stop.MaxRuntime`` set to the time left after
-    encoding (its clock started before PyVRP's initial local search), and
-    PyVRP's seed, so the same seed reproduces the same search
-    (up to where the time limit cuts it). ``stats`` records the iterations,
-    the scales, PyVRP's own objective and whether the scaling was exact.
+    The stop's clock starts before encoding, so encoding and PyVRP's initial
+    local search count against the budget. An iteration is one PyVRP
+    iterated-local-search step. The same seed reproduces the same search (up
+    to where a time limit cuts it). A warm start replaces PyVRP's random
+    initial solution (the best feasible one when several are given); PyVRP
+    keeps its best solution, so the result is never worse than a feasible
+    start. ``stats`` records the iterations, the scales, PyVRP's own objective
+    and whether the scaling was exact.
     """
 
     name = "pyvrp"
+    problem = "routing"
     description = "PyVRP iterated local search (heuristic; CVRP, VRPTW, heterogeneous fleets)"
-    capabilities = Capabilities(
+    capabilities = RoutingCapabilities(
+        warm_start=True,
+        stopping=ALL_CRITERIA,
         asymmetric=True,
         time_windows=True,
         heterogeneous=True,
@@ -55,25 +59,39 @@ class PyVRPSolver(RequiresModules):
             self.name, instance
         )
 
-    def solve(self, instance: RoutingInstance, stop: Stop, seed: int) -> Result:
+    def solve(
+        self,
+        instance: RoutingInstance,
+        stop: Stop,
+        seed: int,
+        warm_start: tuple[RoutingSolution, ...] = (),
+    ) -> Result:
         import pyvrp
-        from pyvrp.stop import MaxRuntime
 
         encode_start = time.perf_counter()
         scaled = scale_instance(instance)
         data = _problem_data(pyvrp, instance, scaled)
         encode_time = time.perf_counter() - encode_start
 
-        # PyVRP's random start ignores fleet limits; on tight finite fleets
-        # (X115-HVRP: 19 vehicles for 84% of their capacity) it often ends a
-        # 1 s run infeasible, while a greedy start keeps it feasible throughout.
-        finite_fleet = all(vt.count is not None for vt in instance.vehicle_types)
-        initial = _warm_start(pyvrp, instance, data) if finite_fleet else None
-        criterion = MaxRuntime(stop.remaining)
-        # MaxRuntime starts its clock on its first call, which PyVRP makes only
-        # after its initial local search (0.4 s on X-n1001); start it now so
-        # that search counts against the budget too.
-        criterion(0)
+        stats: dict = {}
+        if warm_start:
+            # the best feasible start, else the first: PyVRP repairs an infeasible one
+            best = best_feasible(instance, warm_start)
+            start = warm_start[0] if best is None else best[0]
+            initial = _pyvrp_solution(pyvrp, instance, data, start.routes)
+            stats["initial_solution"] = "warm start"
+        else:
+            # PyVRP's random start ignores fleet limits; on tight finite fleets
+            # (X115-HVRP: 19 vehicles for 84% of their capacity) it often ends a
+            # 1 s run infeasible, while a greedy start keeps it feasible throughout.
+            finite_fleet = all(vt.count is not None for vt in instance.vehicle_types)
+            initial = _greedy_start(pyvrp, instance, data) if finite_fleet else None
+            stats["initial_solution"] = "random" if initial is None else "greedy"
+
+        def criterion(cost: int) -> bool:
+            best = None if cost >= _INFEASIBLE_COST else cost / scaled.objective_scale
+            return stop(best)
+
         with warnings.catch_warnings(record=True) as caught:
             # PyVRP warns when its penalties saturate (an infeasible instance,
             # typically); that belongs in this result's stats, not on stderr.
@@ -94,7 +112,7 @@ class PyVRPSolver(RequiresModules):
             routes.append(Route(tuple(visits), int(route.vehicle_type())))
         feasible = best.is_feasible()
         engine_objective = int(best.distance_cost()) + int(best.fixed_vehicle_cost())
-        stats = {
+        stats |= {
             "iterations": int(run.num_iterations),
             "engine_objective": engine_objective,
             "engine_feasible": bool(feasible),
@@ -104,7 +122,6 @@ class PyVRPSolver(RequiresModules):
             "load_scale": scaled.load_scale,
             "scaling_exact": scaled.exact,
             "encode_time": encode_time,
-            "initial_solution": "random" if initial is None else "greedy",
         }
         if caught:
             stats["engine_warnings"] = sorted(
@@ -132,13 +149,8 @@ class PyVRPSolver(RequiresModules):
         )
 
 
-def _warm_start(pyvrp, instance: RoutingInstance, data):
-    """The greedy backend's routes as a ``pyvrp.Solution``, or None if it found none."""
-    from rota.solvers.greedy import construct
-
-    routes, _ = construct(instance)
-    if routes is None:
-        return None
+def _pyvrp_solution(pyvrp, instance: RoutingInstance, data, routes) -> object:
+    """Routes as a ``pyvrp.Solution`` of ``data`` (location indices mapped to PyVRP's)."""
     client_index = {int(c): i for i, c in enumerate(instance.clients)}
     return pyvrp.Solution(
         data,
@@ -148,6 +160,14 @@ def _warm_start(pyvrp, instance: RoutingInstance, data):
             if r.visits
         ],
     )
+
+
+def _greedy_start(pyvrp, instance: RoutingInstance, data):
+    """The greedy backend's routes as a ``pyvrp.Solution``, or None if it found none."""
+    from rota.solvers.greedy import construct
+
+    routes, _ = construct(instance)
+    return None if routes is None else _pyvrp_solution(pyvrp, instance, data, routes)
 
 
 def _problem_data(pyvrp, instance: RoutingInstance, scaled: ScaledInstance):

@@ -11,11 +11,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from rota.problems.routing import RoutingInstance
-from rota.solvers.base import integer_scale
+from rota.solvers.routing import per_instance
 
 #: Integer engines work in int64; keep every scaled quantity (and sums of them
 #: along a route) far below 2**63 so that penalties cannot overflow.
 MAX_SCALED_VALUE = 2**53
+
+
+def integer_scale(*arrays: np.ndarray, max_scale: int = 10_000) -> tuple[int, bool]:
+    """Smallest power of ten making every array integral, and whether it is exact.
+
+    Integer engines (PyVRP, OR-Tools, CP-SAT) need integer data. When no power
+    of ten up to ``max_scale`` is exact, ``max_scale`` is used and the engine
+    sees rounded data; adapters then report the evaluator's objective instead.
+    """
+    scale = 1
+    while scale <= max_scale:
+        if all(np.allclose(a * scale, np.round(a * scale), rtol=0, atol=1e-6) for a in arrays):
+            return scale, True
+        scale *= 10
+    return max_scale, False
 
 
 @dataclass(frozen=True)
@@ -59,11 +74,12 @@ def _down(values: np.ndarray, scale: int, exact: bool) -> np.ndarray:
     return (np.round(scaled) if exact else np.floor(scaled + 1e-6)).astype(np.int64)
 
 
-def scale_instance(instance: RoutingInstance, max_scale: int = 10_000) -> ScaledInstance:
-    """Scale ``instance`` to integers for PyVRP or OR-Tools.
+@per_instance
+def scale_instance(instance: RoutingInstance) -> ScaledInstance:
+    """Scale ``instance`` to integers for PyVRP or OR-Tools (computed once per instance).
 
     Distances, vehicle costs, times and loads get powers of ten from
-    :func:`~rota.solvers.base.integer_scale`. Fixed costs are scaled by
+    :func:`integer_scale`. Fixed costs are scaled by
     ``distance_scale * cost_scale`` so that ``fixed + unit * distance`` keeps
     one scale in the engine. Times and loads are scaled at least as much as
     costs (any larger power of ten stays exact): penalty-based engines such as
@@ -79,8 +95,8 @@ def scale_instance(instance: RoutingInstance, max_scale: int = 10_000) -> Scaled
     unit = np.array([vt.unit_distance_cost for vt in types], dtype=np.float64)
     fixed = np.array([vt.fixed_cost for vt in types], dtype=np.float64)
 
-    distance_scale, distance_exact = integer_scale(instance.distance, max_scale=max_scale)
-    cost_scale, cost_exact = integer_scale(unit, fixed, max_scale=max_scale)
+    distance_scale, distance_exact = integer_scale(instance.distance)
+    cost_scale, cost_exact = integer_scale(unit, fixed)
     objective_scale = distance_scale * cost_scale
     distance = np.round(instance.distance * distance_scale).astype(np.int64)
     unit_cost = np.round(unit * cost_scale).astype(np.int64)
@@ -90,9 +106,7 @@ def scale_instance(instance: RoutingInstance, max_scale: int = 10_000) -> Scaled
     time_scale = 1
     if instance.has_time_windows:
         travel = instance.travel_time
-        time_scale, time_exact = integer_scale(
-            travel, instance.service_time, instance.time_windows, max_scale=max_scale
-        )
+        time_scale, time_exact = integer_scale(travel, instance.service_time, instance.time_windows)
         time_scale = max(time_scale, objective_scale)
         duration = _up(travel, time_scale, time_exact)
         service = _up(instance.service_time, time_scale, time_exact)
@@ -108,9 +122,7 @@ def scale_instance(instance: RoutingInstance, max_scale: int = 10_000) -> Scaled
     demand = None
     load_scale = 1
     if capacities:
-        load_scale, load_exact = integer_scale(
-            instance.demand, np.array(capacities), max_scale=max_scale
-        )
+        load_scale, load_exact = integer_scale(instance.demand, np.array(capacities))
         load_scale = max(load_scale, objective_scale)
         demand = _up(instance.demand, load_scale, load_exact)
         total = int(demand.sum())

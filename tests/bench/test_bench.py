@@ -24,9 +24,11 @@ import pytest
 from rota.bench import InstanceRef, expand_instances, pick_reference, read_runs, run_bench
 from rota.bench.report import (
     COLUMNS,
+    LEGACY_COLUMNS,
     Reference,
     Run,
     instance_labels,
+    latest,
     plot_gap_vs_time,
     plot_performance_profile,
     profile_ratios,
@@ -34,19 +36,22 @@ from rota.bench.report import (
     summary_markdown,
 )
 from rota.problems.routing import RoutingInstance, RoutingSolution
-from rota.solvers import base
-from rota.solvers.base import Capabilities, Result, Status, finish
+from rota.solvers import registry
+from rota.solvers.base import Result, Status, finish
+from rota.solvers.routing import RoutingCapabilities
+
+from ..conftest import instance_file
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared" / "instances"
 
 
 # -- test-only solvers ---------------------------------------------------------------
 
 
 class _TestSolver:
+    problem = "routing"
     description = "test-only solver"
-    capabilities = Capabilities(asymmetric=True, uncapacitated=True)
+    capabilities = RoutingCapabilities()
 
     def available(self) -> bool:
         return True
@@ -80,7 +85,7 @@ class OrderSolver(_TestSolver):
     def configure(self, log: str | None = None, sleep: float = 0.0) -> OrderSolver:
         return type(self)(log, sleep)
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         if self.log:
             with open(self.log, "a") as handle:
                 handle.write(
@@ -104,7 +109,7 @@ class ExactTSPSolver(_TestSolver):
     def supports(self, instance):
         return None if instance.is_tsp else f"bench-exact solves only TSPs, not {instance.kind}"
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         d = instance.distance
 
         def length(tour: tuple[int, ...]) -> float:
@@ -120,7 +125,7 @@ class ExactTSPSolver(_TestSolver):
 class CrashSolver(_TestSolver):
     name = "bench-crash"
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         raise RuntimeError("solver blew up\nsecond line of detail")
 
 
@@ -129,7 +134,7 @@ class BrokenSolver(_TestSolver):
 
     name = "bench-broken"
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         routes = [list(r.visits) for r in _in_order(instance).routes]
         routes[-1].pop()
         solution = RoutingSolution.from_lists(routes)
@@ -139,14 +144,14 @@ class BrokenSolver(_TestSolver):
 class DyingSolver(_TestSolver):
     name = "bench-die"
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         os._exit(3)
 
 
 class HangingSolver(_TestSolver):
     name = "bench-hang"
 
-    def solve(self, instance, stop, seed):
+    def solve(self, instance, stop, seed, warm_start=()):
         time.sleep(60)
 
 
@@ -167,14 +172,14 @@ TEST_SOLVERS = {
 def register_test_solvers() -> None:
     """Add the test-only solvers to the registry (used by the SIGINT subprocess)."""
     for name, target in TEST_SOLVERS.items():
-        base.register(name, target)
+        registry.register(name, target)
 
 
 @pytest.fixture(autouse=True)
 def test_solvers(monkeypatch):
     # setitem restores the registry after each test, so other tests never list these.
     for name, target in TEST_SOLVERS.items():
-        monkeypatch.setitem(base._REGISTRY, name, target)
+        monkeypatch.setitem(registry._EXTRA, ("routing", name), target)
 
 
 # -- tiny instances ------------------------------------------------------------------
@@ -299,7 +304,8 @@ def test_pick_reference_priority():
 
 
 def _run(instance="i", solver="s", seed=0, status="feasible", objective=10.0, **kw) -> Run:
-    fields = {"name": "n", "kind": "cvrp", "n_clients": 3, "options": "{}", "time_limit": 1.0}
+    fields = {"name": "n", "kind": "cvrp", "size": 3, "options": "{}", "time_limit": 1.0,
+              "digest": "d", "problem": "routing"}  # fmt: skip
     feasible = kw.pop("feasible", status in ("feasible", "optimal"))
     return Run(
         instance=instance, solver=solver, seed=seed, status=status, objective=objective,
@@ -323,7 +329,7 @@ def test_references_from_rows_follow_priority_and_flag_contradictions():
         "c": Reference(5.0, "optimal"),
     }
     assert warnings == [
-        "c: a feasible objective 4 is below the proven optimum 5; "
+        "c: a feasible objective 4 is better than the proven optimum 5; "
         "check the reader's rounding or the optimum"
     ]
 
@@ -377,7 +383,7 @@ def test_bench_end_to_end(instances, tmp_path):
         assert (r.status, r.feasible) == ("feasible", True)
         assert r.objective >= {cvrp_id: CVRP_OPTIMUM, atsp_id: ATSP_OPTIMUM}[r.instance]
     for r in _by(rows, instance=cvrp_id):
-        assert (r.name, r.kind, r.n_clients) == ("tiny-cvrp", "cvrp", 4)
+        assert (r.problem, r.name, r.kind, r.size) == ("routing", "tiny-cvrp", "cvrp", 4)
         assert (r.reference, r.reference_kind) == (CVRP_OPTIMUM, "bks")
     for r in _by(rows, instance=cvrp_id, solver="bench-order"):
         assert r.gap_pct == pytest.approx(100 * (CVRP_ORDER - CVRP_OPTIMUM) / CVRP_OPTIMUM)
@@ -404,9 +410,11 @@ def test_bench_end_to_end(instances, tmp_path):
     assert "- Command: `test`" in text and "2 runs in parallel worker processes" in text
     # The ATSP's reference is the optimum proved by bench-exact, the CVRP's the BKS file.
     expected_lines = [
-        "| tiny-atsp | atsp | 4 | 5 (optimum (proved in run)) | bench-order | 0.05 | 10 (10) "
+        "| tiny-atsp | routing | atsp | 4 | 5 (optimum (proved in run)) | bench-order | 0.05 "
+        "| 10 (10) "
         "| 100.00 | 2 feasible |",
-        "| tiny-cvrp | cvrp | 4 | 24 (BKS (file)) | bench-order | 0.1 | 28 (28) | 16.67 "
+        "| tiny-cvrp | routing | cvrp | 4 | 24 (BKS (file)) | bench-order | 0.1 | 28 (28) "
+        "| 16.67 "
         "| 2 feasible |",
         "| bench-order | 0.1 | 2/2 | 4 | 0 | 0 | 0 | 58.33 |",
         "| bench-crash | 0.1 | 0/2 | 0 | 0 | 4 | 0 | – |",
@@ -454,6 +462,48 @@ def test_bench_resumes_and_repairs_a_torn_log(instances, tmp_path):
     done = run_bench(*args, workers=2, progress=False, solver_options=options)
     assert (done.skipped, done.executed) == (4, 0)
     assert len(calls.read_text().splitlines()) == 2
+
+
+def test_a_changed_instance_is_rerun_not_reported_from_its_old_runs(instances, tmp_path):
+    path, out = instances / "tiny-cvrp.json", tmp_path / "out"
+    run_bench([str(path)], ["bench-order"], [0.05], 1, out, workers=1, progress=False)
+    (before,) = _rows(out)
+    assert before.objective == CVRP_ORDER
+    # the same path, other content: a client moves, so the route costs change
+    changed = dict(CVRP, coords=[[0, 0], [3, 0], [0, 4], [3, 4], [9, 0]])
+    path.write_text(json.dumps(changed))
+    again = run_bench([str(path)], ["bench-order"], [0.05], 1, out, workers=1, progress=False)
+    assert (again.skipped, again.executed) == (0, 1)
+    after = latest(_rows(out))
+    assert len(after) == 1 and after[0].digest != before.digest
+    assert after[0].objective == pytest.approx(12 + 5 + 52**0.5 + 9)  # [1, 2] + [3, 4], moved
+
+
+def test_a_runs_csv_from_before_problem_families_still_reads(instances, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    path = str((instances / "tiny-cvrp.json").resolve())
+    old = {"instance": path, "name": "tiny-cvrp", "kind": "cvrp", "n_clients": "4",
+           "solver": "bench-order", "options": "{}", "time_limit": "0.05", "seed": "0",
+           "status": "feasible", "objective": "28.0", "feasible": "true"}  # fmt: skip
+    with (out / "runs.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(LEGACY_COLUMNS)
+        writer.writerow([old.get(column, "") for column in LEGACY_COLUMNS])
+    (legacy,) = _rows(out)
+    assert (legacy.problem, legacy.size, legacy.digest, legacy.objective) == (
+        "routing",
+        4,
+        "",
+        28.0,
+    )
+    # resuming upgrades the file in place; a row without a digest cannot be trusted, so reruns
+    summary = run_bench([path], ["bench-order"], [0.05], 1, out, workers=1, progress=False)
+    assert (summary.skipped, summary.executed) == (0, 1)
+    with (out / "runs.csv").open() as handle:
+        assert tuple(next(csv.reader(handle))) == COLUMNS
+    rows = _rows(out)
+    assert len(rows) == 2 and rows[0] == legacy and rows[1].digest
 
 
 def test_a_worker_process_runs_one_solver_only(instances, tmp_path):
@@ -580,7 +630,7 @@ def test_foreign_csv_is_refused(instances, tmp_path):
 
 
 def test_unpicklable_factory_is_refused(instances, tmp_path, monkeypatch):
-    monkeypatch.setitem(base._REGISTRY, "bench-local", lambda: OrderSolver())
+    monkeypatch.setitem(registry._EXTRA, ("routing", "bench-local"), lambda: OrderSolver())
     with pytest.raises(ValueError, match="register it as 'module:attr'"):
         run_bench([str(instances)], ["bench-local"], [0.1], 1, tmp_path / "out", progress=False)
 
@@ -588,10 +638,8 @@ def test_unpicklable_factory_is_refused(instances, tmp_path, monkeypatch):
 # -- real instances ------------------------------------------------------------------
 
 
-def test_bench_reads_references_of_shared_instances(tmp_path):
-    if not SHARED.is_dir():
-        pytest.skip(f"benchmark instances not found at {SHARED.resolve()}")
-    files = [SHARED / "cvrp" / "E-n13-k4.vrp", SHARED / "atsp" / "br17.atsp"]
+def test_bench_reads_references_of_real_instances(tmp_path):
+    files = [instance_file("E-n13-k4.vrp"), instance_file("br17.atsp")]
     run_bench([str(f) for f in files], ["greedy"], [0.1], 1, tmp_path, workers=2, progress=False)
     rows = {Path(r.instance).stem: r for r in _rows(tmp_path)}
     assert (rows["E-n13-k4"].reference, rows["E-n13-k4"].reference_kind) == (247.0, "bks")

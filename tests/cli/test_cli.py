@@ -192,3 +192,57 @@ def test_data_city_missing_file_is_one_line(tmp_path: Path):
     result = invoke("data", "city", "--pbf", tmp_path / "nope.osm.pbf", "--out", tmp_path / "c.npz")
     assert result.exit_code == EXIT_BAD_INPUT
     assert "nope.osm.pbf" in one_line_error(result)
+
+
+def test_warm_start_and_stop_options(tiny: Path, tmp_path: Path):
+    start = tmp_path / "greedy.json"
+    assert invoke("solve", tiny, "--solver", "greedy", "--out", start).exit_code == 0
+    result = invoke("solve", tiny, "--solver", "pyvrp", "--warm-start", start,
+                    "--stop", "time=30,iterations=5", "--out", tmp_path / "r.json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["stats"]["stopped_by"] == "iterations"
+    assert data["stats"]["initial_solution"] == "warm start"
+    assert data["objective"] <= json.loads(start.read_text())["objective"]
+
+
+def test_a_set_takes_its_warm_starts_from_a_results_file(tmp_path: Path):
+    instances = tmp_path / "set.jsonl"
+    assert invoke("generate", "--problem", "cvrp", "--nodes", "6", "--count", "3",
+                  "--seed", "1", "--out", instances).exit_code == 0  # fmt: skip
+    starts = tmp_path / "greedy.jsonl"
+    assert invoke("solve", instances, "--solver", "greedy", "--out", starts).exit_code == 0
+    assert len(starts.read_text().splitlines()) == 3
+    again = invoke("solve", instances, "--solver", "ortools", "--warm-start", starts,
+                   "--stop", "iterations=1", "--out", tmp_path / "o.jsonl")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    before = [json.loads(line)["objective"] for line in starts.read_text().splitlines()]
+    after = [
+        json.loads(line)["objective"] for line in (tmp_path / "o.jsonl").read_text().splitlines()
+    ]
+    assert all(a <= b + 1e-9 for a, b in zip(after, before, strict=True))
+    short = tmp_path / "short.jsonl"
+    short.write_text(starts.read_text().splitlines()[0] + "\n")
+    refused = invoke("solve", instances, "--solver", "ortools", "--warm-start", short)
+    assert refused.exit_code == EXIT_BAD_INPUT
+    assert "holds 1 results for 3 instances" in one_line_error(refused)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--stop", "time=1,speed=2"), "unknown stop criterion 'speed'"),
+        (("--stop", "time=2", "--time-limit", "3"), "two time limits"),
+        (
+            ("--solver", "greedy", "--warm-start", "{start}"),
+            "greedy cannot start from given solutions",
+        ),
+        (("--solver", "pyvrp", "--warm-start", "{tiny}"), "tiny.json"),
+    ],
+)
+def test_bad_warm_start_and_stop_options_are_one_line(args, expected, tiny: Path, tmp_path: Path):
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"routes": [[1, 3], [2]]}))
+    result = invoke("solve", tiny, *(a.format(tiny=tiny, start=start) for a in args))
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert expected in one_line_error(result)

@@ -12,7 +12,7 @@ import pytest
 from rota.data import City, build_city, city_summary
 from rota.data.city import triangle_violations
 from rota.data.osm import helsinki_pbf
-from rota.problems.io.json import FormatError
+from rota.errors import FormatError
 
 from .osm_fixture import osm_pbf, osm_xml
 

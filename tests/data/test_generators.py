@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rota.data import City, area_points, default_capacity, generate, write_set
-from rota.problems.io.json import read_instances
+from rota.problems import read_set
 from rota.problems.routing import RoutingInstance, RoutingSolution, evaluate
 
 
@@ -114,7 +114,7 @@ def test_determinism_and_independence_of_count(tmp_path: Path):
     first_three = [i.name for i in generate("acvrp", 3, 12, seed=9, city=CITY)]
     lines = a.read_text().splitlines()
     assert len(lines) == 5
-    read_back = read_instances(a)
+    read_back = read_set(a)
     assert [i.name for i in read_back[:3]] == first_three
     original = list(generate("acvrp", 5, 12, seed=9, city=CITY))
     for x, y in zip(original, read_back, strict=True):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rota.data import osm
-from rota.problems.io.json import FormatError
+from rota.errors import FormatError
 
 from .osm_fixture import NODES, SPEED, WAYS, L, latlon, osm_pbf, osm_xml
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rota.problems.io import FormatError, read, read_set, read_solution
-from rota.problems.io.reference import reference_cost
+from rota.errors import FormatError
+from rota.problems import read, read_set, read_solution
+from rota.problems.reference import reference_cost
 from rota.problems.routing import RoutingInstance, VehicleType
 
 CVRP_LINES = [
@@ -316,7 +317,7 @@ def test_json_lines_errors(tmp_path: Path) -> None:
     one = json.dumps({"distance": [[0, 1], [1, 0]], "vehicle_types": [{}]})
     path = tmp_path / "set.jsonl"
     path.write_text(f"{one}\n{one}\n")
-    _expect_error(path, "holds 2 instances, expected 1")
+    _expect_error(path, "holds 2 instances, expected one")
     path.write_text(f"{one}\n{{broken\n")
     _expect_error(path, "line 2", "invalid JSON", reader=read_set)
     path.write_text(f"{one}\n" + one.replace("[[0, 1], [1, 0]]", "[[0, 1], [-1, 0]]") + "\n")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import rota
-from rota.problems.io import (
+from rota.problems import (
+    dumps_instance,
     read,
     read_set,
     read_solution,
@@ -16,10 +17,9 @@ from rota.problems.io import (
     write_instance,
     write_solution,
 )
-from rota.problems.io.json import dumps_instance
-from rota.problems.io.reference import Reference, reference_cost
-from rota.problems.io.vrplib import distance_matrix
+from rota.problems.reference import Reference, reference_cost
 from rota.problems.routing import RoutingInstance, RoutingSolution, VehicleType
+from rota.problems.routing.io.vrplib import distance_matrix
 
 CVRP = """\
 NAME : tiny
@@ -95,7 +95,7 @@ def test_spacing_and_tabs_around_colons_vary(tmp_path: Path) -> None:
 
 
 def test_rounding_override_gives_exact_distances(tmp_path: Path) -> None:
-    from rota.problems.io.vrplib import read_instance
+    from rota.problems.routing.io.vrplib import read_instance
 
     inst = read_instance(_write(tmp_path, "tiny.vrp", CVRP), rounding="exact")
     assert inst.distance[1, 3] == pytest.approx(np.hypot(3, 1))
@@ -290,9 +290,10 @@ def test_result_is_written_whole(tmp_path: Path) -> None:
     inst = read(_write(tmp_path, "tiny.vrp", CVRP))
     solution = RoutingSolution.from_lists([[1, 2], [3]])
     result = rota.Result(30.0, solution, rota.Status.FEASIBLE, 0.1, "hand", 0)
-    write_solution(result, tmp_path / "r.json", inst)
+    rota.write(result, tmp_path / "r.json", inst)
     assert read_solution(tmp_path / "r.json") == solution
-    write_solution(result, tmp_path / "r.sol", inst)
+    assert rota.read_result(tmp_path / "r.json").objective == 30.0
+    rota.write(result, tmp_path / "r.sol", inst)
     assert (tmp_path / "r.sol").read_text().splitlines()[-1] == "Cost 30"
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import rota
-from rota.problems.io import (
+from rota.problems import (
+    dumps_instance,
     read,
     read_set,
     read_solution,
@@ -19,8 +20,7 @@ from rota.problems.io import (
     write_instance,
     write_solution,
 )
-from rota.problems.io.json import dumps_instance
-from rota.problems.io.reference import reference_cost
+from rota.problems.reference import reference_cost
 from rota.problems.routing import RoutingInstance, RoutingSolution
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances"

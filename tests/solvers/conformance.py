@@ -327,17 +327,20 @@ class SolverConformance:
         if "tiny_kind" in metafunc.fixturenames:
             tiny = [k for k in kinds if tiny_instance(k).num_clients <= BRUTE_FORCE_MAX_CLIENTS]
             metafunc.parametrize("tiny_kind", tiny)
-        if "refused" in metafunc.fixturenames:
-            cases = [
-                pytest.param((tiny_instance(k), KIND_FEATURES[k]), id=k)
-                for k in TINY_KINDS
-                if k not in self.supported_kinds
-            ]
-            cases += [
-                pytest.param(case, id=f"extra{i}")
-                for i, case in enumerate(self.extra_unsupported())
-            ]
-            metafunc.parametrize("refused", cases)
+
+    def refused_cases(self) -> list[tuple[RoutingInstance, tuple[str, ...]]]:
+        """Every tiny kind the solver does not support, and :meth:`extra_unsupported`."""
+        cases = [
+            (tiny_instance(k), KIND_FEATURES[k])
+            for k in TINY_KINDS
+            if k not in self.supported_kinds
+        ]
+        return cases + self.extra_unsupported()
+
+    def solve(self, instance: RoutingInstance, **kwargs: Any) -> rota.Result:
+        """``rota.solve`` with this suite's solver, seed and options; ``kwargs`` override."""
+        arguments = {"time_limit": self.time_limit, "seed": self.seed} | kwargs
+        return rota.solve(instance, solver=self.solver, **arguments, **self.options)
 
     @pytest.fixture(autouse=True)
     def _require_backend(self) -> None:
@@ -407,23 +410,52 @@ class SolverConformance:
         if self.optimum_tolerance is not None:
             assert result.objective <= optimum * (1 + self.optimum_tolerance) + 1e-9
 
-    def test_refuses_unsupported_instance(
-        self, refused: tuple[RoutingInstance, tuple[str, ...]]
-    ) -> None:
-        instance, words = refused
-        with pytest.raises(rota.UnsupportedInstanceError) as info:
-            rota.solve(
-                instance,
-                solver=self.solver,
-                time_limit=self.time_limit,
-                seed=self.seed,
-                **self.options,
-            )
-        message = str(info.value).lower()
-        assert any(word in message for word in words), (message, words)
-        infos = {i.name: i for i in rota.list_solvers(instance)}
-        assert infos[self.solver].supports is False
-        assert infos[self.solver].reason
+    def test_refuses_unsupported_instances_and_supports_the_rest(self) -> None:
+        for instance, words in self.refused_cases():
+            with pytest.raises(rota.UnsupportedInstanceError) as info:
+                self.solve(instance)
+            message = str(info.value).lower()
+            assert any(word in message for word in words), (instance.name, message, words)
+            infos = {i.name: i for i in rota.list_solvers(instance)}
+            assert infos[self.solver].supports is False
+            assert infos[self.solver].reason
+        refused = {instance.name for instance, _ in self.refused_cases()}
+        for kind in self.supported_kinds:
+            assert tiny_instance(kind).name not in refused
+
+    def test_warm_start_from_greedy_is_never_worsened(self, kind: str) -> None:
+        instance = tiny_instance(kind)
+        start = rota.solve(instance, solver="greedy", time_limit=1.0)
+        assert start.status is rota.Status.FEASIBLE
+        if not rota.get_solver(self.solver).capabilities.warm_start:
+            with pytest.raises(rota.UnsupportedError, match="cannot start from given solutions"):
+                self.solve(instance, warm_start=start)
+            return
+        # One iteration: whatever the solver returns then is its start or better.
+        result = self.solve(instance, warm_start=start, stop="iterations=1", time_limit=30.0)
+        assert result.status.has_solution, result.stats
+        assert result.objective <= start.objective + 1e-9 * max(1.0, start.objective)
+        assert rota.evaluate(instance, result.solution).feasible
+        # the backend honoured the start itself; rota.solve's fallback was not needed
+        assert result.stats.get("solution_from") != "warm start", result.stats
+
+    def test_every_stopping_criterion_is_honoured_or_refused(self) -> None:
+        instance = tiny_instance("cvrp12" if "cvrp12" in self.supported_kinds else "tsp")
+        honoured = rota.get_solver(self.solver).capabilities.stopping
+        for criterion in ("iterations", "no_improvement", "target"):
+            value = {"iterations": 3, "no_improvement": 3, "target": 1e12}[criterion]
+            stop = {criterion: value}
+            if criterion not in honoured:
+                with pytest.raises(rota.UnsupportedError, match="cannot stop on"):
+                    self.solve(instance, stop=stop)
+                continue
+            began = time.perf_counter()
+            result = self.solve(instance, stop=stop, time_limit=60.0)
+            # each criterion ends a run long before the 60 s limit: the exact
+            # solvers may prove optimality first, the heuristics never stop otherwise
+            assert time.perf_counter() - began < 20, (criterion, result.stats)
+            assert result.status.has_solution, result.stats
+            assert result.stats["stopped_by"] in (criterion, None), result.stats
 
     def test_fleet_too_small_is_never_reported_feasible(self) -> None:
         if "cvrp" not in self.supported_kinds:

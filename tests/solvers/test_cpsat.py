@@ -125,8 +125,8 @@ def test_bad_options_are_rejected_by_name() -> None:
         rota.solve(instance, solver="cpsat", backend="highs")
     with pytest.raises(ValueError, match="num_workers=0"):
         rota.solve(instance, solver="cpsat", num_workers=0)
-    with pytest.raises(ValueError, match="warm_start='yes'"):
-        rota.get_solver("cpsat").configure(warm_start="yes")
+    with pytest.raises(ValueError, match="greedy_start='yes'"):
+        rota.get_solver("cpsat").configure(greedy_start="yes")
 
 
 def test_multi_depot_is_refused() -> None:

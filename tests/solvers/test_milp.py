@@ -7,9 +7,10 @@ import pytest
 
 import rota
 from rota.problems.routing import RoutingInstance, VehicleType
-from rota.solvers.milp import MAX_CLIENTS, MILPSolver, _cbc_verdict, _printed_lower
+from rota.solvers.milp import MAX_CLIENTS, MILPSolver
+from rota.solvers.milp.backends import cbc_verdict, printed_lower
 
-from ..conftest import SHARED_INSTANCES
+from ..conftest import instance_file
 from .conformance import SolverConformance, brute_force_optimum, tiny_instance
 
 #: Kinds of the conformance suite with <= 7 clients that must be proven optimal.
@@ -113,11 +114,11 @@ def test_time_limited_cut_off_is_never_called_optimal(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_time_out_inside_the_lazy_loop_without_warm_start_is_honest(backend: str) -> None:
+def test_time_out_inside_the_lazy_loop_without_a_start_is_honest(backend: str) -> None:
     require(backend)
     instance = random_atsp(150, seed=2)
     result = rota.solve(
-        instance, solver="milp", time_limit=0.3, seed=0, backend=backend, warm_start=False
+        instance, solver="milp", time_limit=0.3, seed=0, backend=backend, greedy_start=False
     )
     assert result.status in (rota.Status.FEASIBLE, rota.Status.NO_SOLUTION), result.stats
     assert result.runtime <= 0.3 + 1.0
@@ -125,7 +126,7 @@ def test_time_out_inside_the_lazy_loop_without_warm_start_is_honest(backend: str
         assert rota.evaluate(instance, result.solution).feasible
 
 
-def test_warm_start_gives_a_feasible_solution_and_a_valid_bound_on_a_cut_off() -> None:
+def test_greedy_start_gives_a_feasible_solution_and_a_valid_bound_on_a_cut_off() -> None:
     instance = random_cvrp(60, seed=1)
     result = rota.solve(instance, solver="milp", time_limit=0.5, seed=0)
     assert result.status is rota.Status.FEASIBLE
@@ -193,9 +194,9 @@ def test_multi_depot_is_refused() -> None:
 
 
 def test_cbc_bounds_are_lowered_by_their_printed_precision() -> None:
-    assert _printed_lower("4704.088") == pytest.approx(4704.0875)
-    assert _printed_lower("1.5e+03") == pytest.approx(1450.0)
-    assert _printed_lower("nan") is None
+    assert printed_lower("4704.088") == pytest.approx(4704.0875)
+    assert printed_lower("1.5e+03") == pytest.approx(1450.0)
+    assert printed_lower("nan") is None
 
 
 _PREPROCESSING_CUT_SHORT = """\
@@ -221,9 +222,7 @@ Total time (CPU seconds):       0.05   (Wallclock seconds):       0.06
 def verdict(text: str, limit: float, **claims: bool):
     flags = {"claims_infeasible": False, "solution_optimal": False, "solution_feasible": False}
     flags.update(claims)
-    return _cbc_verdict(
-        text, mip=True, time_limit=limit, interrupted=False, objective=39.0, **flags
-    )
+    return cbc_verdict(text, mip=True, time_limit=limit, interrupted=False, objective=39.0, **flags)
 
 
 def test_cbc_infeasible_verdict_at_its_time_limit_is_not_a_proof() -> None:
@@ -241,11 +240,8 @@ def test_cbc_stopped_on_time_is_feasible_with_its_printed_bound() -> None:
     assert verdict(_OPTIMAL, 0.06, solution_optimal=True).status == "feasible"
 
 
-def test_shared_e_n13_k4_is_proven_at_its_known_optimum() -> None:
-    path = SHARED_INSTANCES / "cvrp" / "E-n13-k4.vrp"
-    if not path.is_file():
-        pytest.skip(f"benchmark instance not found: {path.resolve()}")
-    instance = rota.read(path)
+def test_e_n13_k4_is_proven_at_its_known_optimum() -> None:
+    instance = rota.read(instance_file("E-n13-k4.vrp"))
     result = rota.solve(instance, solver="milp", time_limit=1.0)
     assert result.status is rota.Status.OPTIMAL, result.stats
     assert result.objective == 247

@@ -9,7 +9,7 @@ import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.ortools import fleet_size
 
-from ..conftest import shared_file
+from ..conftest import instance_file
 from .conformance import SolverConformance, tiny_instance
 
 
@@ -42,7 +42,7 @@ def test_seed_is_recorded_though_routing_is_unseeded() -> None:
 
 
 def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
-    instance = rota.read(shared_file("vrptw/C101.txt"))
+    instance = rota.read(instance_file("C101.txt"))
     result = rota.solve(instance, solver="ortools", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)
@@ -54,7 +54,7 @@ def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
 def test_tight_mixed_fleet_starts_from_greedy_and_stays_feasible() -> None:
     # X115-HVRP: 19 vehicles of three types for 84% of their capacity; the
     # cheapest-arc construction alone found no complete plan within 5 s.
-    inst = rota.read(shared_file("hfvrp/X115-HVRP.vrp"))
+    inst = rota.read(instance_file("X115-HVRP.vrp"))
     result = rota.solve(inst, solver="ortools", time_limit=1, seed=0)
     assert result.stats["initial_solution"] == "greedy"
     assert result.status is rota.Status.FEASIBLE

@@ -9,7 +9,7 @@ import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.scaling import scale_instance
 
-from ..conftest import shared_file
+from ..conftest import instance_file
 from .conformance import SolverConformance, tiny_instance
 
 
@@ -56,14 +56,14 @@ def test_different_seeds_record_their_seed() -> None:
 
 
 def test_e_n13_k4_reaches_proven_optimum() -> None:
-    instance = rota.read(shared_file("cvrp/E-n13-k4.vrp"))
+    instance = rota.read(instance_file("E-n13-k4.vrp"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     assert result.objective == 247
 
 
 def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
-    instance = rota.read(shared_file("vrptw/C101.txt"))
+    instance = rota.read(instance_file("C101.txt"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)
@@ -74,7 +74,7 @@ def test_solomon_c101_feasible_and_objective_matches_evaluator() -> None:
 
 
 def test_heterogeneous_fleet_x110_hd_feasible() -> None:
-    instance = rota.read(shared_file("hfvrp/X110-HD.vrp"))
+    instance = rota.read(instance_file("X110-HD.vrp"))
     result = rota.solve(instance, solver="pyvrp", time_limit=1.0, seed=1)
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from rota.problems.base import Violation
+
 #: Absolute slack when comparing times and loads, so that float rounding in
 #: user-supplied matrices never turns a feasible route into a violation.
 TOLERANCE = 1e-6
@@ -379,17 +381,6 @@ class RoutingSolution:
     @property
     def nonempty_routes(self) -> tuple[Route, ...]:
         return tuple(r for r in self.routes if r.visits)
-
-
-@dataclass(frozen=True)
-class Violation:
-    """One broken constraint: ``kind`` is a stable tag, ``message`` says where."""
-
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True)

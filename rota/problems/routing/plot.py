@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rota.problems.routing import RoutingInstance, RoutingSolution
+from rota.problems.routing.model import RoutingInstance, RoutingSolution
 
 
 def layout(instance: RoutingInstance) -> tuple[np.ndarray, bool]:

@@ -30,9 +30,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from rota.problems.io.json import FormatError
-from rota.problems.io.vrplib import distance_matrix, load_text
-from rota.problems.routing import RoutingInstance, VehicleType
+from rota.errors import FormatError
+from rota.files import load_text
+from rota.problems.routing.io.vrplib import distance_matrix
+from rota.problems.routing.model import RoutingInstance, VehicleType
 
 __all__ = ["read_instance", "looks_like_solomon"]
 

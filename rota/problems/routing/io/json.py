@@ -34,36 +34,31 @@ Solution (``"format": "rota.solution/1"``)::
     {"format": "rota.solution/1", "instance": "depot-and-3",
      "routes": [{"visits": [1, 2], "vehicle_type": 0}, {"visits": [3], "vehicle_type": 0}]}
 
-Result (``"format": "rota.result/1"``): the solution plus ``objective``,
-``status``, ``runtime``, ``bound``, ``solver``, ``seed`` and ``stats``.
+A result file (``"format": "rota.result/1"``, see :mod:`rota.solvers.results`)
+stores the ``routes`` list of its solution in its ``solution`` field.
+
+Reading and writing files is generic (:mod:`rota.problems`); this module only
+converts between JSON objects and routing instances and solutions.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rota.problems.routing import Route, RoutingInstance, RoutingSolution, VehicleType
-from rota.solvers.base import Result, Status
+from rota.errors import FormatError
+from rota.files import json_safe
+from rota.problems.routing.model import Route, RoutingInstance, RoutingSolution, VehicleType
 
 INSTANCE_FORMAT = "rota.routing/1"
 SOLUTION_FORMAT = "rota.solution/1"
-RESULT_FORMAT = "rota.result/1"
 
 _ROUNDINGS = {
     "exact": lambda d: d,
     "nearest": lambda d: np.floor(d + 0.5),
     "floor1": lambda d: np.floor(d * 10 + 1e-9) / 10,
 }
-
-
-class FormatError(ValueError):
-    """A file that does not follow its format; the message is one line."""
 
 
 def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
@@ -74,23 +69,6 @@ def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
         )
     diff = coords[:, None, :] - coords[None, :, :]
     return _ROUNDINGS[rounding](np.sqrt((diff**2).sum(-1)))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: arrays to lists, infinities to None."""
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind in "iub" or np.isfinite(value).all():
-            return value.tolist()
-        return _plain(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def instance_to_dict(instance: RoutingInstance) -> dict[str, Any]:
@@ -118,7 +96,7 @@ def instance_to_dict(instance: RoutingInstance) -> dict[str, Any]:
         value = getattr(instance, optional)
         if value is not None:
             data[optional] = value
-    return _plain(data)
+    return json_safe(data)
 
 
 _VEHICLE_FIELDS = {"capacity", "count", "fixed_cost", "unit_distance_cost", "depot", "name"}
@@ -209,100 +187,3 @@ def solution_from_dict(data: Any, where: str = "JSON") -> RoutingSolution:
             raise FormatError(f"{where}: routes[{r}].vehicle_type is {vehicle_type!r}")
         routes.append(Route(tuple(visits), vehicle_type))
     return RoutingSolution(tuple(routes))
-
-
-def result_to_dict(result: Result, instance_name: str | None = None) -> dict[str, Any]:
-    data = {
-        "format": RESULT_FORMAT,
-        "instance": instance_name,
-        "solver": result.solver,
-        "status": result.status.value,
-        "objective": result.objective,
-        "bound": result.bound,
-        "runtime": result.runtime,
-        "seed": result.seed,
-        "stats": dict(result.stats),
-        "solution": None,
-    }
-    if result.solution is not None:
-        data["solution"] = solution_to_dict(result.solution)["routes"]
-    return _plain(data)
-
-
-def result_from_dict(data: Any, where: str = "JSON") -> Result:
-    if not isinstance(data, dict) or data.get("format") != RESULT_FORMAT:
-        raise FormatError(f"{where}: expected a {RESULT_FORMAT!r} object")
-    try:
-        status = Status(data["status"])
-    except (KeyError, ValueError):
-        raise FormatError(f"{where}: field 'status' is {data.get('status')!r}") from None
-    routes = data.get("solution")
-    solution = None if routes is None else solution_from_dict({"routes": routes}, where)
-    return Result(
-        objective=data.get("objective"),
-        solution=solution,
-        status=status,
-        runtime=float(data.get("runtime", 0.0)),
-        solver=str(data.get("solver", "")),
-        seed=int(data.get("seed", 0)),
-        bound=data.get("bound"),
-        stats=data.get("stats") or {},
-    )
-
-
-def _load(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
-
-
-def read_instance(path: str | Path) -> RoutingInstance:
-    path = Path(path)
-    return instance_from_dict(_load(path), str(path))
-
-
-def read_instances(path: str | Path) -> list[RoutingInstance]:
-    """All instances of a JSON-lines file, one per non-empty line."""
-    path = Path(path)
-    instances = []
-    with path.open() as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise FormatError(f"{path}: line {lineno}: invalid JSON ({exc.msg})") from None
-            instances.append(instance_from_dict(data, f"{path}: line {lineno}"))
-    return instances
-
-
-def read_solution(path: str | Path) -> RoutingSolution:
-    """A solution from a solution or result JSON file."""
-    path = Path(path)
-    data = _load(path)
-    if isinstance(data, dict) and data.get("format") == RESULT_FORMAT:
-        result = result_from_dict(data, str(path))
-        if result.solution is None:
-            raise FormatError(f"{path}: result has no solution (status {result.status.value})")
-        return result.solution
-    return solution_from_dict(data, str(path))
-
-
-def dumps_instance(instance: RoutingInstance) -> str:
-    """One-line JSON, as written in a JSON-lines set."""
-    return json.dumps(instance_to_dict(instance), separators=(",", ":"))
-
-
-def write_instance(instance: RoutingInstance, path: str | Path) -> None:
-    # Compact: an indented (n, n) matrix puts one number per line.
-    Path(path).write_text(dumps_instance(instance) + "\n")
-
-
-def write_solution(solution: RoutingSolution, path: str | Path, instance_name: str | None = None):
-    Path(path).write_text(json.dumps(solution_to_dict(solution, instance_name), indent=1) + "\n")
-
-
-def write_result(result: Result, path: str | Path, instance_name: str | None = None) -> None:
-    Path(path).write_text(json.dumps(result_to_dict(result, instance_name), indent=1) + "\n")

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from rota.problems.io.json import FormatError
-from rota.problems.io.vrplib import load_text
+from rota.errors import FormatError
+from rota.files import load_text
 
 __all__ = ["Reference", "reference_cost", "read_table"]
 

@@ -45,7 +45,7 @@ convention. Instances whose depot is not location 0, or that have several
 depots, are refused by the writer: the format cannot say which depot a route
 uses. Use rota's JSON solution format for those.
 
-Every malformed file raises :class:`~rota.problems.io.json.FormatError` with a
+Every malformed file raises :class:`~rota.errors.FormatError` with a
 one-line message ``path: line N: ...`` or ``path: field X: ...``.
 """
 
@@ -60,11 +60,19 @@ from typing import NoReturn
 
 import numpy as np
 
-from rota.problems.io.json import FormatError, euclidean
-from rota.problems.routing import Route, RoutingInstance, RoutingSolution, VehicleType, evaluate
+from rota.errors import FormatError
+from rota.files import load_text, write_text
+from rota.problems.routing.io.json import euclidean
+from rota.problems.routing.model import (
+    Route,
+    RoutingInstance,
+    RoutingSolution,
+    VehicleType,
+    evaluate,
+)
 
 __all__ = [
-    "load_text", "read_instance", "read_solution", "write_solution", "distance_matrix",
+    "read_instance", "read_solution", "write_solution", "distance_matrix",
     "HFVRP_COST_SCALE",
 ]  # fmt: skip
 
@@ -114,29 +122,6 @@ _SECTION = re.compile(r"([A-Z][A-Z0-9_]*_SECTION)\s*:?\s*(.*)")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _ROUTE = re.compile(r"Route\s*#\s*(\S+?)\s*:(.*)", re.IGNORECASE)
 _COST = re.compile(r"Cost\s*:?\s*(\S+)\s*", re.IGNORECASE)
-
-
-def load_text(path: str | Path) -> str:
-    """The file's text, or a one-line :class:`FormatError` if it is not readable text."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{path}: is a directory, expected a file") from None
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read file ({exc.strerror})") from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise FormatError(f"{path}: binary data, not text (NUL byte at offset {nul})")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not UTF-8 text (bad byte at offset {exc.start})") from None
-    if not text.strip():
-        raise FormatError(f"{path}: file is empty")
-    return text
 
 
 def distance_matrix(coords: np.ndarray, rounding: str) -> np.ndarray:
@@ -756,7 +741,7 @@ def write_solution(
     ]
     if cost is not None:
         lines.append(f"Cost {_format_cost(cost)}\n")
-    path.write_text("".join(lines))
+    write_text(path, "".join(lines))
 
 
 def _place_in_slots(
