@@ -11,6 +11,10 @@ class FormatError(ValueError):
     """A file that does not follow its format; the message is one line."""
 
 
+class ResourceError(ValueError):
+    """A request that would need more memory (or runs) than this machine can give."""
+
+
 class UnsupportedError(ValueError):
     """A solver was asked for something it cannot do (a warm start, a stopping criterion)."""
 
@@ -26,4 +30,7 @@ class UnknownSolverError(KeyError):
         return str(self.args[0])
 
 
-__all__ = ["FormatError", "UnknownSolverError", "UnsupportedError", "UnsupportedInstanceError"]
+__all__ = [
+    "FormatError", "ResourceError", "UnknownSolverError", "UnsupportedError",
+    "UnsupportedInstanceError",
+]  # fmt: skip

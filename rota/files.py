@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,18 +19,46 @@ from typing import Any
 
 import numpy as np
 
-from rota.errors import FormatError
+from rota.errors import FormatError, ResourceError
+
+#: Largest text file a reader loads (1 GiB): a 10,000-location explicit matrix
+#: takes about 600 MB; anything larger is not an instance rota can solve.
+MAX_TEXT_BYTES = 2**30
+
+
+def regular_file(path: str | Path) -> Path:
+    """``path``, checked to be a regular file: a FIFO or a device would block or never end.
+
+    Raises
+    ------
+    FormatError
+        Missing, a directory, or not a regular file.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read file ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise FormatError(f"{path}: is a directory, expected a file")
+    if not stat.S_ISREG(mode):
+        raise FormatError(f"{path}: is not a regular file (a device, FIFO or socket)")
+    return path
 
 
 def load_text(path: str | Path) -> str:
     """The file's text, or a one-line :class:`FormatError` if it is not readable text."""
-    path = Path(path)
+    path = regular_file(path)
+    size = path.stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise FormatError(
+            f"{path}: {size / 2**30:.1f} GiB, larger than the {MAX_TEXT_BYTES // 2**30} GiB "
+            "rota reads as one instance or solution"
+        )
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise FormatError(f"{path}: is a directory, expected a file") from None
     except OSError as exc:
         raise FormatError(f"{path}: cannot read file ({exc.strerror})") from None
     nul = data.find(b"\x00")
@@ -83,6 +112,53 @@ def write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
+def save_figure(figure: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG, atomically like every other write."""
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=dpi)
+    return path
+
+
+def available_memory() -> float | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), if known."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _size(nbytes: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes:.0f} bytes"
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """Refuse, before allocating, work that needs more memory than is available.
+
+    Raises
+    ------
+    ResourceError
+        Naming ``what``, the bytes it needs and the bytes available.
+    """
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise ResourceError(
+            f"{what} needs about {_size(nbytes)} of memory; {_size(available)} is available"
+        )
+
+
+def matrix_bytes(n: int, matrices: int = 1) -> float:
+    """Bytes of ``matrices`` dense ``(n, n)`` float64 matrices (as a float: n may be huge)."""
+    return 8.0 * float(n) * float(n) * matrices
+
+
 def json_safe(value: Any) -> Any:
     """A copy that ``json.dumps`` accepts: arrays to lists, numpy scalars to Python,
     infinities and NaN to ``None`` (JSON has no infinity)."""
@@ -101,4 +177,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-__all__ = ["atomic_open", "json_safe", "load_text", "write_text"]
+__all__ = [
+    "MAX_TEXT_BYTES", "atomic_open", "available_memory", "json_safe", "load_text",
+    "matrix_bytes", "regular_file", "require_memory", "save_figure", "write_text",
+]  # fmt: skip

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rota.files import atomic_open
+from rota.files import atomic_open, save_figure, write_text
 from rota.problems import FAMILIES, problem_named
 from rota.problems.base import Sense
 
@@ -725,9 +725,7 @@ def plot_gap_vs_time(runs: Sequence[Run], path: str | Path) -> Path:
             title="solver\n(k/N: instances\nsolved)", fontsize=8, title_fontsize=8,
             loc="outside right upper",
         )  # fmt: skip
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def profile_ratios(runs: Sequence[Run], budget: float) -> dict[str, np.ndarray]:
@@ -813,9 +811,7 @@ def plot_performance_profile(runs: Sequence[Run], path: str | Path) -> Path:
             fontsize=8,
         )  # fmt: skip
     fig.suptitle("Performance profile (Dolan–Moré); a failed run never counts as solved")
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(
@@ -851,9 +847,7 @@ def write_report(
         raise ValueError(f"{csv_path}: no such file; run a bench into {out} first")
     runs = read_runs(csv_path)
     summary = out / SUMMARY_MD
-    summary.write_text(
-        summary_markdown(runs, command=command, workers=workers, notes=notes), encoding="utf-8"
-    )
+    write_text(summary, summary_markdown(runs, command=command, workers=workers, notes=notes))
     return (
         summary,
         plot_gap_vs_time(runs, out / GAP_PNG),

@@ -62,6 +62,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from rota import signals
 from rota.bench.report import (
     COLUMNS,
     RUNS_CSV,
@@ -74,7 +75,7 @@ from rota.bench.report import (
     upgrade_legacy,
     write_report,
 )
-from rota.errors import FormatError
+from rota.errors import FormatError, ResourceError
 from rota.problems import RESULT_FORMAT, instance_from_dict, problem_of, problems
 
 #: Suffixes a folder or a glob contributes (every family's); an explicitly named
@@ -87,6 +88,9 @@ _NOT_INSTANCE_FORMATS = tuple(
 )
 
 DEFAULT_GRACE = 60.0
+#: Most runs one bench plans: a million runs of the shortest sensible budget
+#: already take days; more is a typo, and the plan alone would fill memory.
+MAX_RUNS = 1_000_000
 _MESSAGE_CHARS = 300
 _POLL_SECONDS = 0.25
 
@@ -187,6 +191,8 @@ def expand_instances(specs: Sequence[str | Path]) -> list[InstanceRef]:
                 raise ValueError(f"{text}: glob matches no instance file")
             for p in found:
                 refs.extend(_refs_of_file(p))
+        elif path.exists():
+            raise ValueError(f"{text}: is not a regular file or a folder")
         else:
             raise ValueError(f"{text}: no such file or folder")
     return list(dict.fromkeys(refs))
@@ -385,7 +391,9 @@ def execute(task: _Task) -> dict[str, Any]:
 
 
 def _worker_main(conn: Connection, registrations: _Registrations, solver: str) -> None:
-    # Ctrl+C reaches the whole process group; the parent alone decides what to do.
+    # A group of its own: a Ctrl+C at the terminal reaches the parent alone, which
+    # decides what to do, and the parent can end the worker with its children.
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from rota.problems import FAMILIES, register_problem
     from rota.solvers.registry import families_of, get_solver, register
@@ -465,9 +473,12 @@ class _Pool:
         return _Worker(process, parent, solver=solver)
 
     def run(self, tasks: list[_Task]) -> None:
+        """Run ``tasks``; raises :class:`~rota.signals.Interrupted` on SIGINT or SIGTERM."""
         pending = list(tasks)
         self.workers = [self._start(t.solver) for t in pending[: self.size]]
         while pending or any(w.task is not None for w in self.workers):
+            if signals.interrupted():
+                raise signals.Interrupted(signals.received())
             for i, w in enumerate(self.workers):
                 if w.ready and w.task is None and pending and not self._dispatch(w, pending):
                     self._close(w, kill=False)
@@ -524,6 +535,11 @@ class _Pool:
             pass  # the worker died; its exit code says how
         if w.process.is_alive() and not (w.task and time.monotonic() > w.deadline):
             return True
+        if signals.interrupted():
+            # a group-wide SIGTERM also ended the forkserver, after which a live
+            # worker looks dead (exit code 255): the run is cut short, not failed,
+            # and a resumed bench runs it again
+            return True
         if w.task is not None:
             task, w.task = w.task, None
             if w.process.is_alive():
@@ -549,12 +565,13 @@ class _Pool:
             with contextlib.suppress(OSError):
                 w.conn.send(None)
             w.process.join(2)
-        if w.process.is_alive():
-            w.process.terminate()
-            w.process.join(2)
-        if w.process.is_alive():
-            w.process.kill()
-            w.process.join()
+        # The worker leads its own process group: this also ends the solver
+        # processes it started (CBC), which would run on as orphans otherwise. It
+        # is sent whatever is_alive() says, which is wrong once the forkserver died.
+        if w.process.pid is not None and (kill or w.task is not None or w.process.is_alive()):
+            with contextlib.suppress(OSError):
+                os.killpg(w.process.pid, signal.SIGKILL)
+        w.process.join()
         w.conn.close()
 
     def close(self) -> None:
@@ -716,7 +733,7 @@ class BenchSummary:
     total: int
     skipped: int
     executed: int
-    interrupted: bool
+    interrupted: int | None  # the signal (SIGINT or SIGTERM) that stopped the bench
     statuses: dict[str, int]
 
 
@@ -782,6 +799,8 @@ def _validate(
     if isinstance(seeds, int):
         if seeds < 1:
             raise ValueError(f"seeds is {seeds}, expected a count >= 1 or a list of seeds")
+        if seeds > MAX_RUNS:
+            raise ResourceError(f"seeds is {seeds}: more runs than a bench takes ({MAX_RUNS:,})")
         seed_list = list(range(seeds))
     else:
         seed_list = list(dict.fromkeys(int(s) for s in seeds))
@@ -851,7 +870,8 @@ def run_bench(
     Returns
     -------
     BenchSummary
-        Counts and paths; ``interrupted`` is True when Ctrl+C stopped the bench,
+        Counts and paths; ``interrupted`` is the signal number when SIGINT
+        (Ctrl+C) or SIGTERM stopped the bench,
         in which case every finished run is saved and the report is written.
 
     Raises
@@ -866,6 +886,12 @@ def run_bench(
     solvers, budgets, seed_list, workers, options = _validate(
         solvers, time_limits, seeds, workers, solver_options
     )
+    planned = len(refs) * len(solvers) * len(budgets) * len(seed_list)
+    if planned > MAX_RUNS:
+        raise ResourceError(
+            f"{len(refs)} instances x {len(solvers)} solvers x {len(budgets)} budgets x "
+            f"{len(seed_list)} seeds = {planned:,} runs, more than a bench takes ({MAX_RUNS:,})"
+        )
     registrations = _registrations(solvers)
     if command is None:
         command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -917,20 +943,21 @@ def run_bench(
     todo.sort(key=lambda t: (-t.time_limit, rank[t.solver], order[t.ref], t.seed))
 
     out.mkdir(parents=True, exist_ok=True)
-    interrupted = False
+    interrupted: int | None = None
     recorder = _Recorder(_CsvLog(csv_path), out / "errors.log", file_refs)
     pool = _Pool(workers, registrations, grace, recorder)
     try:
-        if progress and todo:
-            recorder.show_progress(len(todo), total - len(todo), csv_path)
-        pool.run(todo)
-    except KeyboardInterrupt:
-        interrupted = True
+        with signals.graceful():
+            if progress and todo:
+                recorder.show_progress(len(todo), total - len(todo), csv_path)
+            pool.run(todo)
+    except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl+C outside rota's handling
+        interrupted = getattr(exc, "signum", signal.SIGINT)
     finally:
         pool.close()
         recorder.close()
 
-    notes = ["the bench was interrupted; rerun the same command to finish it"] * interrupted
+    notes = ["the bench was interrupted; rerun the same command to finish it"] * bool(interrupted)
     summary_md, *plots = write_report(out, command=command, workers=workers, notes=notes)
     statuses: dict[str, int] = {}
     for run in latest(read_runs(csv_path)):

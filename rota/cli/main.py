@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import signal
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -53,24 +56,58 @@ console = _LazyConsole()
 err_console = _LazyConsole(stderr=True)
 
 
+_LONG_NUMBER = re.compile(r"\d{25,}")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, with absurdly long numbers shortened to their size."""
+    text = " ".join(str(message).split())
+    return _LONG_NUMBER.sub(lambda m: f"{m.group()[:6]}…({len(m.group())} digits)", text)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {one_line(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {one_line(message)}", highlight=False, soft_wrap=True)
+
+
+def interrupted_exit(signum: int | None, what: str) -> typer.Exit:
+    """The one line and exit code (130 for SIGINT, 143 for SIGTERM) of an interrupted command."""
+    from rota.signals import EXIT_CODES
+
+    signum = signum or signal.SIGINT
+    return fail(f"interrupted by {signal.Signals(signum).name}: {what}", EXIT_CODES[signum])
+
+
 def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Report expected failures as one line instead of a traceback."""
+    """Report expected failures as one line instead of a traceback.
+
+    Warnings (a file that looks cut short, a solution naming another
+    instance) become one ``warning:`` line each on stderr.
+    """
     from rota.errors import UnknownSolverError
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (ValueError, UnknownSolverError) as exc:
-            raise fail(str(exc)) from None
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise fail(f"{where}{exc.strerror or exc}") from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            try:
+                return command(*args, **kwargs)
+            except (ValueError, UnknownSolverError) as exc:
+                raise fail(str(exc)) from None
+            except OSError as exc:
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise fail(f"{where}{exc.strerror or exc}") from None
+            except KeyboardInterrupt as exc:
+                signum = getattr(exc, "signum", None)
+                raise interrupted_exit(signum, "nothing was written") from None
+            finally:
+                for warning in caught:
+                    if issubclass(warning.category, UserWarning):
+                        warn(str(warning.message))
 
     return wrapper
 
@@ -93,6 +130,34 @@ def _format(value: float | None, digits: int = 2) -> str:
     if value is None:
         return "-"
     return f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{value:,.0f}"
+
+
+def check_outputs(
+    outputs: dict[str, Path | None], inputs: list[Path], references: list[Path] = ()
+) -> None:
+    """Refuse an output path that is an input of the same command, a reference file of
+    it, or another output: writing it would destroy data the command reads or trusts."""
+    seen: dict[Path, str] = {}
+    inputs_resolved = {p.resolve(): p for p in inputs}
+    references_resolved = {p.resolve(): p for p in references}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        resolved = path.resolve()
+        if resolved in inputs_resolved:
+            raise ValueError(
+                f"{option} {path} is an input of this command; refusing to overwrite it"
+            )
+        if resolved in references_resolved:
+            raise ValueError(
+                f"{option} {path} is the reference ({path.name}) that gaps are measured "
+                "against; refusing to overwrite it, write elsewhere"
+            )
+        if resolved in seen:
+            raise ValueError(f"{option} and {seen[resolved]} are both {path}")
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{option} {path} exists and is not a regular file")
+        seen[resolved] = option
 
 
 def _warm_starts(paths: list[Path], instances: list[Any]) -> list[list[Any]]:
@@ -185,7 +250,8 @@ def solve(
     """Solve an instance or a set; print a result table (gap to BKS when one is known)."""
     import rota
     from rota.problems import problem_of
-    from rota.problems.reference import reference_cost
+    from rota.problems.reference import reference_cost, reference_files
+    from rota.signals import Interrupted
     from rota.solvers.api import stopping_of
     from rota.solvers.results import dumps_result
 
@@ -195,6 +261,14 @@ def solve(
     stopping = stopping_of(time_limit, stop)  # bad criteria fail before the file is read
     if solver is not None:
         rota.get_solver(solver)  # so does an unknown name
+    check_outputs({"--out": out, "--plot": plot}, [instance, *(warm_start or [])],
+                  references=reference_files(instance))  # fmt: skip
+    if out is not None and out.suffix not in (".json", ".jsonl", ".sol"):
+        raise ValueError(
+            f"--out {out}: unknown extension {out.suffix!r}; use .json, .jsonl or .sol"
+        )
+    if plot is not None and plot.suffix != ".png":
+        raise ValueError(f"--plot {plot}: plots are written as .png, got {plot.suffix!r}")
     instances = rota.read_set(instance)
     problem = problem_of(instances[0])
     if len(instances) > 1 and (plot is not None or (out is not None and out.suffix != ".jsonl")):
@@ -204,16 +278,22 @@ def solve(
         )
     starts = _warm_starts(warm_start or [], instances)
     reference = reference_cost(instance) if len(instances) == 1 else None
-    results = rota.solve(
-        instances, solver=solver, stop=stopping, seed=seed, warm_start=starts, **options
-    )
+    signum = None
+    try:
+        results = rota.solve(
+            instances, solver=solver, stop=stopping, seed=seed, warm_start=starts, **options
+        )
+    except Interrupted as exc:
+        signum = exc.signum
+        results = exc.results if isinstance(exc.results, list) else [exc.results]
+    solved = instances[: len(results)]
 
     table = Table(title=f"rota solve: {instance.name}", title_justify="left")
     for column in ("instance", "kind", problem.size_label, "solver", "status", "objective",
                    "reference", "gap %", "bound", problem.items_label, "time s"):  # fmt: skip
         table.add_column(column, justify="left" if column in {"instance", "kind", "solver",
                                                               "status"} else "right")  # fmt: skip
-    for inst, result in zip(instances, results, strict=True):
+    for inst, result in zip(solved, results, strict=True):
         gap = None
         if reference is not None and result.objective is not None:
             gap = problem.sense.gap_pct(result.objective, reference.value)
@@ -227,25 +307,34 @@ def solve(
     console.print(table)
     if reference is not None:
         console.print(f"reference: {reference.kind} {reference.value:g} from {reference.source}")
+        _check_reference(problem, reference, results[0])
     if any(r.stats.get("solution_from") == "warm start" for r in results):
         console.print("note: the solver did not beat the warm start; the warm start is returned")
 
+    written = []
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".jsonl":
-            lines = [dumps_result(r, i) + "\n" for i, r in zip(instances, results, strict=True)]
+            lines = [dumps_result(r, i) + "\n" for i, r in zip(solved, results, strict=True)]
             write_text(out, "".join(lines))
-        else:
-            result = results[0]
-            if out.suffix != ".json" and result.solution is None:
-                raise fail(f"no solution to write ({result.status.value})", EXIT_NO_SOLUTION)
-            rota.write(result, out, instances[0])
-        console.print(f"wrote {out}")
+            written.append(out)
+        elif out.suffix == ".json" or results[0].solution is not None:
+            rota.write(results[0], out, instances[0])
+            written.append(out)
+        elif signum is None:
+            raise fail(f"no solution to write ({results[0].status.value})", EXIT_NO_SOLUTION)
     if plot is not None and results[0].solution is not None:
         inst, result = instances[0], results[0]
         title = f"{inst.name}: {result.solver}, cost {_format(result.objective)}"
-        console.print(f"wrote {problem.plot(inst, result.solution, plot, title)}")
+        written.append(problem.plot(inst, result.solution, plot, title))
+    for path in written:
+        console.print(f"wrote {path}")
 
+    if signum is not None:
+        what = f"{len(results)} of {len(instances)} instances solved, the last one cut short"
+        raise interrupted_exit(
+            signum, what + (f"; wrote {len(written)} file(s)" if written else "")
+        )
     missing = [i.name for i, r in zip(instances, results, strict=True) if not r.status.has_solution]
     if missing:
         statuses = {r.status.value for r in results if not r.status.has_solution}
@@ -253,6 +342,26 @@ def solve(
             f"{results[0].solver} found no solution for {', '.join(missing)} "
             f"({', '.join(sorted(statuses))})",
             EXIT_NO_SOLUTION,
+        )
+
+
+def _check_reference(problem: Any, reference: Any, result: Any) -> None:
+    """Warn where a result and the reference beside the instance cannot both be right."""
+    if result.objective is None:
+        return
+    slack = 1e-6 * max(1.0, abs(reference.value))
+    better = problem.sense.better(result.objective, reference.value)
+    apart = abs(result.objective - reference.value) > slack
+    if better and apart and reference.kind == "optimal":
+        warn(
+            f"objective {result.objective:g} is better than the proven optimum "
+            f"{reference.value:g} in {reference.source}: the reference or the reader's rounding "
+            "is wrong, and the gap is meaningless"
+        )
+    elif not better and apart and result.status.value == "optimal":
+        warn(
+            f"{result.solver} proved {result.objective:g} optimal, but {reference.source} holds "
+            f"a better {reference.kind} value {reference.value:g}: one of them is wrong"
         )
 
 
@@ -357,6 +466,10 @@ def bench(
     """Run solvers over instances, budgets and seeds; resumable; writes tables and plots."""
     from rota.bench import run_bench
 
+    if seeds < 1:
+        raise ValueError(f"--seeds is {seeds}, expected a count of seeds >= 1")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers is {workers}, expected a number of processes >= 1")
     solver_options: dict[str, dict[str, Any]] = {}
     for key, value in parse_options(option).items():
         name, dot, field = key.partition(".")
@@ -379,7 +492,9 @@ def bench(
         f"wrote {summary.runs_csv}, {summary.summary_md}"
     )
     if summary.interrupted:
-        raise fail("interrupted: finished runs are saved; rerun the same command to resume", 130)
+        raise interrupted_exit(
+            summary.interrupted, "finished runs are saved; rerun the same command to resume"
+        )
 
 
 data_app = typer.Typer(help="Build data sets: road networks from OpenStreetMap.")
@@ -408,6 +523,9 @@ def data_city(
     else:
         if out is None:
             raise ValueError("--out is required to build a city (or pass --summary FILE)")
+        if out.suffix != ".npz":
+            raise ValueError(f"--out {out}: a city is written as .npz, got {out.suffix!r}")
+        check_outputs({"--out": out}, [pbf] if pbf is not None else [])
         with _progress() as progress:
             city = build_city(pbf, points=points, seed=seed, progress=progress)
         city.save(out)
@@ -446,6 +564,9 @@ def generate(
     from rota.data import City, write_set
     from rota.data import generate as generate_set
 
+    if out.suffix != ".jsonl":
+        raise ValueError(f"--out {out}: a set is written as .jsonl, got {out.suffix!r}")
+    check_outputs({"--out": out}, [city] if city is not None else [])
     loaded = City.load(city) if city is not None else None
     instances = generate_set(
         problem, count=count, nodes=nodes, seed=seed, city=loaded, distribution=distribution,
@@ -477,5 +598,31 @@ class _progress:
         self.bar.stop()
 
 
+def main() -> None:
+    """The ``rota`` console script: the app, with usage errors on one line too.
+
+    Click prints usage errors (a missing argument, ``--seed abc``) as a
+    multi-line box; here they become one ``error:`` line and exit 2, as every
+    other error. SIGTERM unwinds like Ctrl+C (:func:`rota.signals.terminating`).
+    """
+    from typer.exceptions import TyperException
+
+    from rota.signals import terminating
+
+    with terminating():
+        try:
+            code = app(standalone_mode=False)
+        except TyperException as exc:  # click's usage and parameter errors, as typer ships them
+            context = getattr(exc, "ctx", None)
+            hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+            code = getattr(exc, "exit_code", EXIT_BAD_INPUT)
+            if not exc.format_message():  # `rota` alone: the help was printed
+                raise SystemExit(code) from None
+            raise SystemExit(fail(exc.format_message() + hint, code).exit_code) from None
+        except typer.Abort:
+            raise SystemExit(fail("aborted", 1).exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -35,7 +35,7 @@ from rota.data.osm import (
     sample_points,
 )
 from rota.errors import FormatError
-from rota.files import atomic_open
+from rota.files import atomic_open, matrix_bytes, regular_file, require_memory
 
 CITY_FORMAT = "rota.city/1"
 _ARRAYS = ("distance", "duration", "lat", "lon")
@@ -135,8 +135,7 @@ class City:
             The file is missing, is not a city file, or holds invalid matrices.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FormatError(f"{path}: no such file")
+        regular_file(path)  # a FIFO or a device would block or never end
         try:
             with np.load(path, allow_pickle=False) as data:
                 missing = [k for k in ("format", *_ARRAYS, "metadata") if k not in data.files]
@@ -191,6 +190,8 @@ def build_city(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(points, bool) or not isinstance(points, int | np.integer) or points < 2:
         raise ValueError(f"points must be an integer >= 2, got {points!r}")
+    # distance and duration matrices, and the chunks of shortest paths behind them
+    require_memory(matrix_bytes(points, 3), f"the road matrices of {points} points")
     path = helsinki_pbf() if pbf is None else Path(pbf)
     if progress is not None:
         progress("reading", 0, 1)

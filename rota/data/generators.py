@@ -55,7 +55,7 @@ import numpy as np
 
 from rota.data.city import City
 from rota.data.osm import Progress
-from rota.files import atomic_open
+from rota.files import atomic_open, matrix_bytes, require_memory
 from rota.problems import dumps_instance
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.problems.routing.io.json import euclidean
@@ -217,6 +217,14 @@ def generate(
     if horizon is not None and float(horizon) <= 0:
         raise ValueError(f"horizon must be positive, got {horizon!r}")
 
+    locations = nodes if is_tsp else nodes + 1
+    # The instance's matrices (distance, a duration from a city), its validated
+    # copies and its JSON line (about 20 bytes a number) live at once.
+    matrices = 2 if city is not None and problem.endswith("tw") else 1
+    require_memory(
+        matrix_bytes(locations, 4 * matrices) + 20.0 * locations * locations * matrices,
+        f"an instance of {locations} locations",
+    )
     options = {
         "problem": problem,
         "nodes": nodes,

@@ -81,6 +81,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from rota.errors import FormatError
+from rota.files import regular_file
 
 #: ``progress(stage, done, total)``: called while long steps run.
 Progress = Callable[[str, int, int | None], None]
@@ -196,8 +197,7 @@ def read_osm(path: str | Path) -> OsmExtract:
         The file is missing, unreadable, or neither valid PBF nor OSM XML.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{path}: no such file")
+    regular_file(path)  # a FIFO or a device would block or never end
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,11 @@ def solution_from_json(data: Any, where: str, instance: Any | None = None) -> An
     """
     if not isinstance(data, dict):
         raise FormatError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    named, actual = data.get("instance"), getattr(instance, "name", None)
+    if instance is not None and named is not None and named != actual:
+        warnings.warn(
+            f"{where}: is a solution of {named!r}, read for instance {actual!r}", stacklevel=2
+        )
     tag = data.get("format")
     if tag == RESULT_FORMAT:
         name = data.get("problem", "routing")

@@ -20,7 +20,7 @@ from pathlib import Path
 from rota.errors import FormatError
 from rota.files import load_text
 
-__all__ = ["Reference", "reference_cost", "read_table"]
+__all__ = ["Reference", "read_table", "reference_cost", "reference_files"]
 
 _COST = re.compile(r"Cost\s*:?\s*(\S+)", re.IGNORECASE)
 
@@ -82,6 +82,16 @@ def _last_cost(path: Path) -> float | None:
                     f"{path}: line {lineno}: expected a number after Cost (got {match.group(1)!r})"
                 ) from None
     return cost
+
+
+def reference_files(path: str | Path) -> list[Path]:
+    """The files :func:`reference_cost` may read for the instance file ``path``.
+
+    Writers refuse them as outputs: overwriting one silently changes every
+    later gap.
+    """
+    path = Path(path)
+    return [path.parent / "OPTIMA.txt", path.with_suffix(".sol"), path.parent / "BKS.txt"]
 
 
 def reference_cost(path: str | Path) -> Reference | None:

@@ -11,7 +11,9 @@ The steps, in order, all before any solver time is spent:
 
 Then a batched solver gets the whole list in one call, with the per-instance
 time limit times the number of instances; any other solver gets one call per
-instance with a fresh stop each. Every result leaves with the family
+instance with a fresh stop each. A SIGINT or SIGTERM meanwhile ends the
+current search at its next check (:mod:`rota.signals`) and raises
+:class:`~rota.signals.Interrupted` with the results so far. Every result leaves with the family
 evaluator's report, and is never worse than the best feasible warm start of
 its instance: a backend that returns something worse (or nothing) is
 replaced by that warm start, with ``stats["solution_from"] = "warm start"``.
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from rota import signals
 from rota.errors import UnsupportedError, UnsupportedInstanceError
 from rota.problems import problem_of
 from rota.problems.base import Problem
@@ -212,6 +215,10 @@ def solve(
         The solver cannot take warm starts or honour a stopping criterion.
     ValueError
         Bad arguments, named.
+    rota.signals.Interrupted
+        A SIGINT or SIGTERM arrived (a ``KeyboardInterrupt``): the solve ended
+        early and ``results`` holds what it has (the interrupted instance's
+        best solution; for a list, the instances solved so far).
     """
     batch = isinstance(instance, list | tuple)
     instances = list(instance) if batch else [instance]
@@ -241,22 +248,27 @@ def solve(
                 which = f"warm start {k}" + (f" of instance {i}" if batch else "")
                 raise ValueError(f"{which} is not a solution of {inst.name}: {errors[0]}")
 
-    if backend.capabilities.batched and batch:
-        stop_ = stopping.start(problem.sense, scale=len(instances))
-        results = backend.solve_batch(instances, stop_, seed, warm)
-        if len(results) != len(instances):
-            raise RuntimeError(
-                f"{backend.name} returned {len(results)} results for {len(instances)} instances"
-            )
-    else:
-        results = [
-            backend.solve(inst, stopping.start(problem.sense), seed, starts)
-            for inst, starts in zip(instances, warm, strict=True)
-        ]
-    results = [
-        _never_worse(problem, inst, result, starts)
-        for inst, result, starts in zip(instances, results, warm, strict=True)
-    ]
+    with signals.graceful():
+        if backend.capabilities.batched and batch:
+            stop_ = stopping.start(problem.sense, scale=len(instances))
+            results = backend.solve_batch(instances, stop_, seed, warm)
+            if len(results) != len(instances):
+                raise RuntimeError(
+                    f"{backend.name} returned {len(results)} results for {len(instances)} instances"
+                )
+            results = [
+                _never_worse(problem, inst, result, starts)
+                for inst, result, starts in zip(instances, results, warm, strict=True)
+            ]
+        else:
+            results = []
+            for inst, starts in zip(instances, warm, strict=True):
+                result = backend.solve(inst, stopping.start(problem.sense), seed, starts)
+                results.append(_never_worse(problem, inst, result, starts))
+                if signals.interrupted():
+                    break
+        if signals.interrupted():
+            raise signals.Interrupted(signals.received(), results if batch else results[0])
     return results if batch else results[0]
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from rota import signals
 from rota.errors import UnsupportedInstanceError
 from rota.problems.routing import RoutingInstance, RoutingSolution, evaluate
 from rota.solvers.base import (
@@ -143,6 +144,20 @@ def _scale(instance: RoutingInstance) -> _Scaled:
         capacity = [None if c is None else int(math.floor(c * ls)) for c in caps]
     valid &= l_exact
 
+    # In floats, before any cast (a value past int64 wraps around silently): the
+    # objective, a route's times and the loads summed along it must all fit.
+    sums = {
+        "costs": cost.max() * instance.num_locations + fixed_i.sum(),
+        "loads": demand.sum() + max((c for c in capacity if c is not None), default=0),
+    }
+    if step is not None:
+        sums["times"] = step.max(axis=1).sum() + close.max()
+    for what, value in sums.items():
+        if not value <= _MAX_SCALED:
+            raise ValueError(
+                f"cpsat cannot scale the {what} of {instance.name} to integers: sums up to "
+                f"{value:.3g} are too large for 64-bit arithmetic"
+            )
     as_int = [a.astype(np.int64) if a is not None else None for a in (step, open_, close)]
     return _Scaled(
         cost=cost.astype(np.int64),
@@ -226,13 +241,10 @@ class CPSATSolver(RequiresModules):
                     f"literals (limit {MAX_VEHICLE_ARCS}); bound the vehicle counts or use a "
                     "heuristic solver such as pyvrp"
                 )
-        scaled = _scale(instance)
-        largest = int(scaled.cost.max()) * instance.num_locations + int(scaled.fixed.sum())
-        if largest > _MAX_SCALED:
-            return (
-                f"cpsat cannot scale the costs of {instance.name} to integers: "
-                f"{largest} is too large for 64-bit sums"
-            )
+        try:
+            _scale(instance)
+        except ValueError as exc:
+            return str(exc)
         return None
 
     def solve(
@@ -272,7 +284,11 @@ class CPSATSolver(RequiresModules):
         params.num_workers = self.num_workers or machine_workers()
         params.random_seed = seed % 2_147_483_647
         params.log_search_progress = False
-        code = solver.solve(builder.model, _stop_callback(cp_model, stop, scaled.cost_scale))
+        # rota.signals decides what a Ctrl+C means; CP-SAT's own handler would
+        # end this solve quietly and let a list of solves go on to the next one
+        params.catch_sigint_signal = False
+        with signals.on_interrupt(solver.stop_search):
+            code = solver.solve(builder.model, _stop_callback(cp_model, stop, scaled.cost_scale))
         return self._result(instance, stop, seed, cp_model, solver, code, builder, scaled, initial)
 
     def _result(

@@ -256,6 +256,8 @@ class _Model:
     def watch(self, stop: Stop, objective_scale: int) -> None:
         """Show ``stop`` every solution the search accepts; end the search when it says so.
 
+        The search limit is asked at every node, so a signal (``stop.interrupted``)
+        ends the search within milliseconds even between solutions.
         A plan that still drops a client costs at least the drop penalty, so
         it counts as no feasible solution yet.
         """
@@ -273,7 +275,7 @@ class _Model:
                 stopping = True
 
         # kept on the model: OR-Tools holds no Python reference to its callbacks
-        self.callbacks = (on_solution, lambda: stopping)
+        self.callbacks = (on_solution, lambda: stopping or stop.interrupted)
         routing.AddAtSolutionCallback(self.callbacks[0])
         routing.AddSearchMonitor(routing.solver().CustomLimit(self.callbacks[1]))
 

@@ -27,7 +27,8 @@ def integer_scale(*arrays: np.ndarray, max_scale: int = 10_000) -> tuple[int, bo
     """
     scale = 1
     while scale <= max_scale:
-        if all(np.allclose(a * scale, np.round(a * scale), rtol=0, atol=1e-6) for a in arrays):
+        # Relative as well as absolute: 3.0000000001 is 3, but 1e-7 is not 0.
+        if all(np.allclose(a * scale, np.round(a * scale), rtol=1e-12, atol=1e-9) for a in arrays):
             return scale, True
         scale *= 10
     return max_scale, False
@@ -98,9 +99,14 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     distance_scale, distance_exact = integer_scale(instance.distance)
     cost_scale, cost_exact = integer_scale(unit, fixed)
     objective_scale = distance_scale * cost_scale
-    distance = np.round(instance.distance * distance_scale).astype(np.int64)
-    unit_cost = np.round(unit * cost_scale).astype(np.int64)
-    fixed_cost = np.round(fixed * objective_scale).astype(np.int64)
+    # Bound every scaled quantity, and the sums an engine forms of them, in floats
+    # before any cast: a cast of a value past int64 wraps around silently, and the
+    # engine then reports a wrong status instead of an error. A route costs at most
+    # fixed + unit * (the sum of the largest arc out of every location).
+    worst_route = fixed.max() * objective_scale + unit.max() * cost_scale * (
+        instance.distance.max(axis=1).sum() * distance_scale
+    )
+    _check_range(instance, "distance", worst_route)
 
     duration = service = windows = None
     time_scale = 1
@@ -108,6 +114,8 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
         travel = instance.travel_time
         time_scale, time_exact = integer_scale(travel, instance.service_time, instance.time_windows)
         time_scale = max(time_scale, objective_scale)
+        horizon = travel.max(axis=1).sum() + instance.service_time.sum()
+        _check_range(instance, "time", (horizon + instance.time_windows.max()) * time_scale)
         duration = _up(travel, time_scale, time_exact)
         service = _up(instance.service_time, time_scale, time_exact)
         windows = np.stack(
@@ -124,6 +132,7 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     if capacities:
         load_scale, load_exact = integer_scale(instance.demand, np.array(capacities))
         load_scale = max(load_scale, objective_scale)
+        _check_range(instance, "load", (instance.demand.sum() + max(capacities)) * load_scale)
         demand = _up(instance.demand, load_scale, load_exact)
         total = int(demand.sum())
         finite = _down(np.array([vt.capacity or 0.0 for vt in types]), load_scale, load_exact)
@@ -134,18 +143,9 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     else:
         capacity = np.zeros(len(types), dtype=np.int64)
 
-    # A route's cost is at most fixed + unit * (sum of the largest arc out of
-    # every location); bound that, and every time, below the int64 safety margin.
-    worst_route = int(fixed_cost.max()) + int(unit_cost.max()) * int(distance.max(axis=1).sum())
-    checks = {"distance": worst_route}
-    if duration is not None:
-        checks["time"] = int(duration.max(axis=1).sum() + service.sum() + windows.max())
-    for what, value in checks.items():
-        if value > MAX_SCALED_VALUE:
-            raise ValueError(
-                f"{instance.name}: {what} values are too large for 64-bit integer engines "
-                f"after scaling (up to {value:.3g} > {MAX_SCALED_VALUE:.3g})"
-            )
+    distance = np.round(instance.distance * distance_scale).astype(np.int64)
+    unit_cost = np.round(unit * cost_scale).astype(np.int64)
+    fixed_cost = np.round(fixed * objective_scale).astype(np.int64)
 
     return ScaledInstance(
         distance=distance,
@@ -162,6 +162,14 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
         load_scale=load_scale,
         exact=distance_exact and cost_exact,
     )
+
+
+def _check_range(instance: RoutingInstance, what: str, value: float) -> None:
+    if not value <= MAX_SCALED_VALUE:
+        raise ValueError(
+            f"{instance.name}: {what} values are too large for 64-bit integer engines "
+            f"after scaling (up to {value:.3g} > {MAX_SCALED_VALUE:.3g})"
+        )
 
 
 def scaling_refusal(name: str, instance: RoutingInstance) -> str | None:

@@ -29,10 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rota import signals
 from rota.problems.base import Sense
 
-#: Longest time limit handed to an engine, in seconds (about 115 days): every
-#: engine accepts it, and no real solve notices the difference from "forever".
+#: Longest time limit, in seconds (about 115 days): every engine represents it
+#: exactly (OR-Tools takes int64 milliseconds, CP-SAT and CBC doubles, a thread
+#: wait at most about 292 years), and no real solve needs more. Longer limits
+#: are refused; a solve without a time limit hands engines this one.
 MAX_ENGINE_SECONDS = 1e7
 
 #: Criterion names, as in ``--stop`` and :attr:`Stop.stopped_by`.
@@ -131,7 +134,13 @@ class Stopping:
                 raise ValueError(f"stop time must be a number of seconds, got {self.time!r}")
             if not (self.time > 0 and math.isfinite(self.time)):
                 raise ValueError(
-                    f"stop time must be a positive, finite number of seconds, got {self.time}"
+                    f"stop time must be a positive, finite number of seconds, got {self.time:.6g}"
+                )
+            if self.time > MAX_ENGINE_SECONDS:
+                raise ValueError(
+                    f"time limit {self.time:.3g} s is beyond rota's longest, "
+                    f"{MAX_ENGINE_SECONDS:.0e} s (about 115 days); give no time limit and stop "
+                    "on another criterion or with Ctrl+C instead"
                 )
             object.__setattr__(self, "time", float(self.time))
         for name in ("iterations", "no_improvement"):
@@ -245,7 +254,9 @@ class Stop:
 
     @property
     def remaining(self) -> float:
-        """Seconds left before the time criterion; ``inf`` without one."""
+        """Seconds left before the time criterion (``inf`` without one; 0 once interrupted)."""
+        if signals.interrupted():
+            return 0.0
         return max(0.0, self.time_limit - self.elapsed)
 
     @property
@@ -257,14 +268,22 @@ class Stop:
     def out_of_time(self) -> bool:
         return self.elapsed >= self.time_limit
 
+    @property
+    def interrupted(self) -> bool:
+        """A SIGINT or SIGTERM arrived (see :mod:`rota.signals`): stop now."""
+        return signals.interrupted()
+
     def __call__(self, best: float | None = None) -> bool:
         """Count one iteration with the best objective so far; True once a criterion is met.
 
         Every criterion sees every iteration (so that counts stay right), and
-        the first one met is remembered in :attr:`stopped_by`.
+        the first one met is remembered in :attr:`stopped_by`; a signal
+        (``"interrupted"``) comes before them all.
         """
         self.iterations += 1
         met = [c.name for c in self.criteria if c(best)]
+        if signals.interrupted():
+            met.insert(0, "interrupted")
         if met and self.stopped_by is None:
             self.stopped_by = met[0]
         return bool(met)
@@ -272,7 +291,9 @@ class Stop:
     def stats(self) -> dict[str, Any]:
         """What a result records about its stop: iterations counted and what ended the run."""
         stopped_by = self.stopped_by
-        if stopped_by is None and self.out_of_time:
+        if stopped_by is None and signals.interrupted():
+            stopped_by = "interrupted"
+        elif stopped_by is None and self.out_of_time:
             stopped_by = "time"
         return {"stop_iterations": self.iterations, "stopped_by": stopped_by}
 

@@ -128,7 +128,9 @@ def test_build_city_rejects_bad_inputs(tmp_path: Path, tiny_pbf: Path):
     with pytest.raises(ValueError, match="nope.osm.pbf: no such file"):
         build_city(tmp_path / "nope.osm.pbf", 10, 0)
     with pytest.raises(ValueError, match="holds at most"):
-        build_city(tiny_pbf, 10**6, 0)
+        build_city(tiny_pbf, 5000, 0)
+    with pytest.raises(ValueError, match="the road matrices of 10000000 points needs about"):
+        build_city(tiny_pbf, 10**7, 0)  # refused before the file is even read
     with pytest.raises(ValueError, match="points must be an integer >= 2, got 1"):
         build_city(tiny_pbf, 1, 0)
     with pytest.raises(ValueError, match="seed must be a non-negative integer"):

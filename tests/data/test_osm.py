@@ -303,8 +303,8 @@ def test_truncated_and_corrupted_pbf(tmp_path: Path):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(FormatError, match="nope.osm.pbf: no such file"):
         osm.read_osm(tmp_path / "nope.osm.pbf")
-    with pytest.raises(FormatError, match="no such file"):
-        osm.read_osm(tmp_path)  # a directory is not a file
+    with pytest.raises(FormatError, match="is a directory, expected a file"):
+        osm.read_osm(tmp_path)
 
 
 def test_extract_without_drivable_roads(tmp_path: Path):

@@ -298,7 +298,8 @@ def test_result_is_written_whole(tmp_path: Path) -> None:
 
 
 def test_solomon_reader(tmp_path: Path) -> None:
-    inst = read(_write(tmp_path, "tiny.txt", SOLOMON.replace("\n", "\r\n")))
+    with pytest.warns(UserWarning, match="2 customers, not a standard Solomon"):
+        inst = read(_write(tmp_path, "tiny.txt", SOLOMON.replace("\n", "\r\n")))
     assert inst.kind == "vrptw" and inst.name == "TINY"
     assert inst.vehicle_types == (VehicleType(capacity=10, count=2),)
     np.testing.assert_array_equal(inst.time_windows, [[0, 100], [0, 50], [10, 60]])
@@ -322,6 +323,7 @@ def test_reference_tables(tmp_path: Path) -> None:
     assert reference_cost(tmp_path / "c.vrp") is None
 
 
+@pytest.mark.filterwarnings("ignore:.*not a standard Solomon")
 def test_read_set_and_json_lines(tmp_path: Path) -> None:
     instances = [read(_write(tmp_path, "tiny.vrp", CVRP)), read(_write(tmp_path, "t.txt", SOLOMON))]
     target = _write(tmp_path, "set", "".join(dumps_instance(i) + "\n\n" for i in instances))

@@ -457,6 +457,30 @@ class SolverConformance:
             assert result.status.has_solution, result.stats
             assert result.stats["stopped_by"] in (criterion, None), result.stats
 
+    @pytest.mark.parametrize("factor", [1e17, 1e290, 1e-7])
+    def test_extreme_costs_are_solved_exactly_or_refused(self, factor: float) -> None:
+        """Costs near and past 64-bit integers, and tiny ones: never a false status."""
+        tiny = tiny_instance("atsp" if "atsp" in self.supported_kinds else "cvrp")
+        instance = RoutingInstance(
+            distance=tiny.distance * factor,
+            vehicle_types=tiny.vehicle_types,
+            demand=tiny.demand,
+            name=f"{tiny.name}-x{factor:g}",
+        )
+        try:
+            result = self.solve(instance, time_limit=5.0)
+        except rota.UnsupportedInstanceError as exc:
+            assert any(w in str(exc) for w in ("large", "64-bit", "beyond", "exact")), str(exc)
+            return
+        assert result.status in (rota.Status.FEASIBLE, rota.Status.OPTIMAL), result.stats
+        report = rota.evaluate(instance, result.solution)
+        assert report.feasible
+        assert result.objective == pytest.approx(report.objective, rel=1e-9)
+        optimum = brute_force_optimum(tiny.name.removeprefix("tiny-")) * factor
+        assert result.objective >= optimum * (1 - 1e-9)
+        if result.status is rota.Status.OPTIMAL:
+            assert result.objective == pytest.approx(optimum, rel=1e-9)
+
     def test_fleet_too_small_is_never_reported_feasible(self) -> None:
         if "cvrp" not in self.supported_kinds:
             pytest.skip(f"{self.solver} does not solve CVRP")

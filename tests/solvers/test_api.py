@@ -58,7 +58,7 @@ def test_parse(text, expected):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("time=0", "stop time must be a positive, finite number of seconds, got 0.0"),
+        ("time=0", "stop time must be a positive, finite number of seconds, got 0"),
         ("time=inf", "finite"),
         ("iterations=2.5", "stop iterations='2.5' is not an integer"),
         ("speed=3", "unknown stop criterion 'speed'"),

@@ -76,7 +76,24 @@ class VehicleType:
             object.__setattr__(self, "count", int(self.count))
 
 
+def _boolean_at(value: Any) -> list[int] | None:
+    """Index of the first boolean in nested lists (numpy would read True as 1), or None."""
+    if isinstance(value, bool | np.bool_):
+        return []
+    if isinstance(value, np.ndarray):
+        return [0] * value.ndim if value.dtype == bool and value.size else None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            inner = _boolean_at(item)
+            if inner is not None:
+                return [i, *inner]
+    return None
+
+
 def _frozen_array(name: str, value: Any, ndim: int, dtype: Any = np.float64) -> np.ndarray:
+    where = _boolean_at(value)
+    if where is not None:
+        raise ValueError(f"{name}{where if where else ''} is a boolean, expected a number")
     try:
         array = np.array(value, dtype=dtype, copy=True)
     except (TypeError, ValueError) as exc:
@@ -104,6 +121,11 @@ def _check_square_matrix(name: str, matrix: np.ndarray, size: int | None) -> Non
     if size is not None and matrix.shape[0] != size:
         raise ValueError(f"{name} has shape {matrix.shape}, expected ({size}, {size})")
     _check_finite_nonnegative(name, matrix)
+    if matrix.size and not np.isfinite(matrix.max() * matrix.shape[0]):
+        raise ValueError(
+            f"{name} values up to {matrix.max():.3g} overflow the sum of a route's "
+            f"{matrix.shape[0]} arcs; rescale the data"
+        )
     diagonal = np.flatnonzero(np.diag(matrix))
     if diagonal.size:
         i = int(diagonal[0])
@@ -356,6 +378,9 @@ class Route:
         bad = [v for v in self.visits if isinstance(v, bool) or int(v) != v]
         if bad:
             raise ValueError(f"route visit {bad[0]!r} is not an integer location index")
+        huge = [v for v in self.visits if not -(2**62) < int(v) < 2**62]
+        if huge:
+            raise ValueError(f"route visit {int(huge[0]):.3g} is out of range for a location index")
         object.__setattr__(self, "visits", tuple(int(v) for v in self.visits))
         object.__setattr__(self, "vehicle_type", int(self.vehicle_type))
 

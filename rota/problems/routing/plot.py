@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rota.files import save_figure
 from rota.problems.routing.model import RoutingInstance, RoutingSolution
 
 
@@ -74,6 +75,7 @@ def plot_routes(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)

@@ -83,6 +83,13 @@ MAX_CLIENTS = {"tsp": 400, "cvrp": 100, "vrptw": 60, "hf": 30}
 MAX_FLOW_CLIENTS = 60
 #: Type-indexed (heterogeneous fleet) models: vehicle types times arcs, at most.
 MAX_VEHICLE_ARCS = 40_000
+#: Largest objective (and load sum) the backends handle exactly: CBC and HiGHS
+#: work in doubles with tolerances near 1e-9 relative, so larger integer costs
+#: lose units, and a wrong "infeasible" or "optimal" can follow.
+MAX_OBJECTIVE = 1e12
+#: Largest planning horizon for the big-M time-window constraints: an integrality
+#: tolerance of 1e-7 on a binary relaxes such a constraint by up to horizon * 1e-7.
+MAX_HORIZON = 1e7
 
 _OPTION_NAMES = ("backend", "greedy_start", "threads", "formulation")
 
@@ -176,7 +183,9 @@ class MILPSolver:
 
     def supports(self, instance: RoutingInstance) -> str | None:
         """``None`` if the formulations cover ``instance``, else why not."""
-        reason = check_capabilities(self.name, self.capabilities, instance)
+        reason = check_capabilities(self.name, self.capabilities, instance) or _range_refusal(
+            instance
+        )
         if reason is not None:
             return reason
         family = size_family(instance)
@@ -215,3 +224,29 @@ class MILPSolver:
             raise UnsupportedInstanceError("solver 'milp' is not installed: PuLP does not import")
         with tempfile.TemporaryDirectory(prefix="rota-milp-") as workdir:
             return Loop(self, instance, stop, seed, workdir, warm_start).run()
+
+
+def _range_refusal(instance: RoutingInstance) -> str | None:
+    """Why the numbers of ``instance`` are beyond what the MILP backends compute exactly."""
+    n = instance.num_locations
+    types = instance.vehicle_types
+    objective = n * max(
+        vt.fixed_cost + vt.unit_distance_cost * instance.distance.max() for vt in types
+    )
+    caps = [vt.capacity for vt in types if vt.capacity is not None]
+    checks = [
+        ("costs", objective, MAX_OBJECTIVE),
+        ("loads", instance.demand.sum() + max(caps, default=0), MAX_OBJECTIVE),
+    ]
+    if instance.time_windows is not None:
+        horizon = (
+            instance.time_windows.max() + instance.service_time.max() + instance.travel_time.max()
+        )
+        checks.append(("times", horizon, MAX_HORIZON))
+    for what, value, limit in checks:
+        if not value <= limit:
+            return (
+                f"milp: the {what} of {instance.name} reach {value:.3g}, beyond {limit:.0e} where "
+                "CBC and HiGHS stop being exact; rescale the data or use cpsat or pyvrp"
+            )
+    return None

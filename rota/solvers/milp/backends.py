@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rota import signals
 from rota.solvers.milp.formulation import Formulation
 
 #: Above this many columns two backend steps ignore the time limit: HiGHS's
@@ -97,7 +98,8 @@ def _children_running(marker: str) -> list[int]:
 
 
 class Watchdog:
-    """Interrupts this solve's CBC process once it runs ``limit + grace`` seconds.
+    """Interrupts this solve's CBC process once it runs ``limit + grace`` seconds,
+    or at once when rota is interrupted (:mod:`rota.signals`).
 
     CBC checks its ``-sec`` limit during branching but not while it processes
     the root of a large model; a SIGINT makes it stop there too and still write
@@ -127,7 +129,11 @@ class Watchdog:
             if self.done.wait(0.05):
                 return
             pids = _children_running(self.marker)
-        if self.done.wait(self.limit):
+        deadline = time.monotonic() + self.limit
+        while not self.done.wait(0.05):
+            if time.monotonic() >= deadline or signals.interrupted():
+                break
+        else:
             return
         self.fired = True
         for pid in pids:
@@ -156,7 +162,14 @@ class CBCRunner:
         )
         solver.tmpDir = self.workdir
         with Watchdog(self.workdir, solver.timeLimit) as watchdog:
-            form.problem.solve(solver)
+            try:
+                form.problem.solve(solver)
+            except pulp.PulpSolverError:
+                # CBC stopped by a signal while it read the model exits with an
+                # error; that run simply gives nothing, anything else is a fault
+                if not (watchdog.fired or signals.interrupted()):
+                    raise
+                return Outcome("none", False, None, 0.0, "interrupted before it started")
         with open(log, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
         problem = form.problem
@@ -297,7 +310,7 @@ def _warm_highs_class() -> type:
                 deadline = time.perf_counter() + float(self.timeLimit)
 
                 def stop_at_deadline(event: Any) -> None:
-                    if time.perf_counter() > deadline:
+                    if time.perf_counter() > deadline or signals.interrupted():
                         event.interrupt()
 
                 h.cbMipInterrupt += stop_at_deadline

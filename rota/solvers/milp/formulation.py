@@ -99,8 +99,14 @@ def encode(instance: RoutingInstance) -> ModelData:
     if exact:
         cost = np.round(np.stack(unit_costs) * scale)
         fixed = np.round(fixed * scale)
-    else:  # floats go to the MILP unrounded so that its bound stays valid
-        scale, cost = 1, np.stack(unit_costs)
+    else:
+        # Floats go to the MILP unrounded so that its bound stays valid, but brought
+        # to hundreds at least: the backends' absolute tolerances (about 1e-9) would
+        # otherwise take costs of 1e-7 for ties, and "prove" a wrong optimum.
+        cost = np.stack(unit_costs)
+        largest = max(float(cost.max()), float(fixed.max()))
+        scale = 10.0 ** max(0, math.ceil(2 - math.log10(largest))) if largest > 0 else 1.0
+        cost, fixed = cost * scale, fixed * scale
     caps = [vt.capacity for vt in types]
     capacity = None if None in caps else float(max(caps))
     total = float(instance.demand.sum())

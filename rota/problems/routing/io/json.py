@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from rota.errors import FormatError
-from rota.files import json_safe
+from rota.files import json_safe, matrix_bytes, require_memory
 from rota.problems.routing.model import Route, RoutingInstance, RoutingSolution, VehicleType
 
 INSTANCE_FORMAT = "rota.routing/1"
@@ -67,6 +67,8 @@ def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
         raise ValueError(
             f"distance_rounding is {rounding!r}, expected one of {', '.join(_ROUNDINGS)}"
         )
+    n = coords.shape[0]
+    require_memory(matrix_bytes(n, 4), f"the distance matrix of {n} locations")
     diff = coords[:, None, :] - coords[None, :, :]
     return _ROUNDINGS[rounding](np.sqrt((diff**2).sum(-1)))
 
@@ -181,7 +183,9 @@ def solution_from_dict(data: Any, where: str = "JSON") -> RoutingSolution:
             raise FormatError(f"{where}: routes[{r}] must have a 'visits' list")
         visits = route["visits"]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in visits):
-            raise FormatError(f"{where}: routes[{r}].visits must hold integers, got {visits}")
+            raise FormatError(f"{where}: routes[{r}].visits must hold integers, got {visits}"[:300])
+        if not all(0 <= v < 2**62 for v in visits):
+            raise FormatError(f"{where}: routes[{r}].visits holds an index out of range")
         vehicle_type = route.get("vehicle_type", 0)
         if not isinstance(vehicle_type, int):
             raise FormatError(f"{where}: routes[{r}].vehicle_type is {vehicle_type!r}")

@@ -25,6 +25,7 @@ vehicle type with ``count = NUMBER`` and ``capacity = CAPACITY``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -38,6 +39,11 @@ from rota.problems.routing.model import RoutingInstance, VehicleType
 __all__ = ["read_instance", "looks_like_solomon"]
 
 _COLUMNS = "CUST NO. XCOORD. YCOORD. DEMAND READY TIME DUE DATE SERVICE TIME"
+
+
+#: Customer counts of the published sets: Solomon (1987) 25, 50 and 100;
+#: Gehring and Homberger (1999) 200 to 1000.
+STANDARD_SIZES = (25, 50, 100, 200, 400, 600, 800, 1000)
 
 
 def _content_lines(text: str) -> list[tuple[int, str]]:
@@ -133,6 +139,15 @@ def read_instance(path: str | Path, *, text: str | None = None) -> RoutingInstan
     if len(rows) < 2:
         fail(rows[-1][0], "expected the depot and at least one customer")
 
+    customers = len(rows) - 1
+    if customers not in STANDARD_SIZES:
+        # Nothing in the format counts the rows: a file cut at a row boundary
+        # reads as a smaller instance, so say so rather than solve it quietly.
+        warnings.warn(
+            f"{path}: {customers} customers, not a standard Solomon or Gehring-Homberger size "
+            f"({', '.join(map(str, STANDARD_SIZES))}); check that the file is complete",
+            stacklevel=2,
+        )
     coords = table[:, 1:3]
     metadata = {"source": str(path), "format": "solomon", "rounding": "floor1"}
     try:

@@ -61,7 +61,7 @@ from typing import NoReturn
 import numpy as np
 
 from rota.errors import FormatError
-from rota.files import load_text, write_text
+from rota.files import load_text, matrix_bytes, require_memory, write_text
 from rota.problems.routing.io.json import euclidean
 from rota.problems.routing.model import (
     Route,
@@ -139,6 +139,8 @@ def distance_matrix(coords: np.ndarray, rounding: str) -> np.ndarray:
     coords = np.asarray(coords, dtype=np.float64)
     if rounding in ("exact", "nearest", "floor1"):
         return euclidean(coords, rounding)
+    n = coords.shape[0]
+    require_memory(matrix_bytes(n, 4), f"the distance matrix of {n} locations")
     diff = coords[:, None, :] - coords[None, :, :]
     squared = (diff**2).sum(-1)
     if rounding == "ceil":
@@ -267,7 +269,14 @@ class _File:
         section = self.sections[name]
         width = len(columns) + 1
         layout = " ".join(("id", *columns))
-        values = self.numbers(name)
+        values = self.numbers(name)  # as many as the file holds: safe to allocate
+        if len(section.rows) < n:  # before allocating n rows: DIMENSION may claim anything
+            ids = {row[0] for _, row in section.rows if row}
+            missing = next(i for i in range(1, len(section.rows) + 2) if str(i) not in ids)
+            given = len(section.rows)
+            self.fail_field(
+                name, f"{count_field} is {n} but {given} rows are given (id {missing} missing)"
+            )
         out = np.empty((n, len(columns)))
         seen = np.zeros(n, dtype=bool)
         for line, row in section.rows:
@@ -330,6 +339,19 @@ class _File:
             self.fail_field("EDGE_WEIGHT_SECTION", "missing; EDGE_WEIGHT_TYPE EXPLICIT needs it")
         values = self.numbers("EDGE_WEIGHT_SECTION")
         fmt = _WEIGHT_FORMATS[fmt_name]
+        needed = {
+            "FULL_MATRIX": n * n,
+            "LOWER_ROW": n * (n - 1) // 2,
+            "LOWER_DIAG_ROW": n * (n + 1) // 2,
+            "UPPER_ROW": n * (n - 1) // 2,
+            "UPPER_DIAG_ROW": n * (n + 1) // 2,
+        }[fmt]
+        if values.size != needed:  # before allocating: DIMENSION may claim anything
+            self.fail(
+                self.sections["EDGE_WEIGHT_SECTION"].line,
+                f"EDGE_WEIGHT_SECTION: {fmt_name} with DIMENSION {n} needs {needed} numbers "
+                f"(got {values.size})",
+            )
         if fmt == "FULL_MATRIX":
             rows, cols = np.indices((n, n)).reshape(2, -1)
         elif fmt == "LOWER_ROW":
@@ -340,12 +362,6 @@ class _File:
             rows, cols = np.triu_indices(n, 1)
         else:
             rows, cols = np.triu_indices(n)
-        if values.size != rows.size:
-            self.fail(
-                self.sections["EDGE_WEIGHT_SECTION"].line,
-                f"EDGE_WEIGHT_SECTION: {fmt_name} with DIMENSION {n} needs {rows.size} numbers "
-                f"(got {values.size})",
-            )
         matrix = np.zeros((n, n))
         matrix[rows, cols] = values
         if fmt != "FULL_MATRIX":
@@ -641,11 +657,17 @@ def read_solution(
             visits = []
             for token in match.group(2).split():
                 try:
-                    visits.append(int(token))
+                    visit = int(token)
                 except ValueError:
                     raise FormatError(
-                        f"{path}: line {lineno}: expected a client index (got {token!r})"
+                        f"{path}: line {lineno}: expected a client index (got {token[:40]!r})"
                     ) from None
+                if not 0 <= visit < 2**62:
+                    raise FormatError(
+                        f"{path}: line {lineno}: client index {token[:24]}"
+                        f"{'…' if len(token) > 24 else ''} is out of range"
+                    )
+                visits.append(visit)
             vehicle_type = 0
             if slots is not None:
                 if len(routes) >= len(slots):
