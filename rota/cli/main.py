@@ -157,6 +157,10 @@ def check_outputs(
             raise ValueError(f"{option} and {seen[resolved]} are both {path}")
         if path.exists() and not path.is_file():
             raise ValueError(f"{option} {path} exists and is not a regular file")
+        folder = next((p for p in path.parents if p.exists()), None)
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"{option} {path}: {folder} is a file, not a folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
         seen[resolved] = option
 
 
@@ -313,7 +317,6 @@ def solve(
 
     written = []
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix == ".jsonl":
             lines = [dumps_result(r, i) + "\n" for i, r in zip(solved, results, strict=True)]
             write_text(out, "".join(lines))
@@ -584,10 +587,11 @@ class _progress:
         from rich.progress import Progress
 
         self.bar = Progress(console=Console(stderr=True), transient=True)
-        self.bar.start()
         self.tasks: dict[str, Any] = {}
 
         def update(stage: str, done: int, total: int | None) -> None:
+            if not self.tasks:  # started at the first stage: a command refused early prints none
+                self.bar.start()
             if stage not in self.tasks:
                 self.tasks[stage] = self.bar.add_task(stage, total=total)
             self.bar.update(self.tasks[stage], completed=done, total=total)
@@ -595,7 +599,8 @@ class _progress:
         return update
 
     def __exit__(self, *exc: Any) -> None:
-        self.bar.stop()
+        if self.tasks:
+            self.bar.stop()
 
 
 def main() -> None:

@@ -148,9 +148,10 @@ class City:
                 metadata = json.loads(str(data["metadata"][()]))
         except FormatError:
             raise
-        except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise FormatError(f"{path}: not a rota city file ({reason})") from None
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError):
+            raise FormatError(
+                f"{path}: not a rota city file (a .npz written by `rota data city`)"
+            ) from None
         if not isinstance(metadata, dict):
             raise FormatError(f"{path}: city metadata is not a JSON object")
         try:
