@@ -31,6 +31,7 @@ from rota.problems.base import Evaluation, Problem, Sense, Violation
 #: family name -> ``"module:attribute"`` of its :class:`Problem`; imported on first use.
 FAMILIES: dict[str, str] = {
     "routing": "rota.problems.routing:ROUTING",
+    "placement": "rota.problems.placement:PLACEMENT",
 }
 
 #: ``format`` tag of a result file (written by :mod:`rota.solvers.results`);
