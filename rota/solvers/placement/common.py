@@ -10,12 +10,9 @@ evaluator stays the source of truth (every result goes through ``finish``).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import numpy as np
 
-from rota.problems.placement import PlacementInstance, PlacementSolution, evaluate
+from rota.problems.placement import PlacementInstance, PlacementSolution
 
 
 def layer_loads(instance: PlacementInstance, placement: np.ndarray, li: int) -> np.ndarray:
@@ -36,41 +33,13 @@ def objective(instance: PlacementInstance, placement: np.ndarray) -> float:
     return load + instance.comm_weight * comm
 
 
-def layer_costs(instance: PlacementInstance, placement: np.ndarray, li: int) -> np.ndarray:
-    """``(E, G)``: weighted communication of expert ``e`` of layer ``l`` on GPU ``g``,
-    with its neighbour layers as ``placement`` has them."""
-    cost = np.zeros((instance.num_experts, instance.gpus))
-    if li > 0:  # sum_i flows[l-1][i, e] * hop[P[l-1, i], g]
-        cost += instance.flows[li - 1].T @ instance.hop[placement[li - 1]]
-    if li < instance.num_layers - 1:  # sum_j flows[l][e, j] * hop[g, P[l+1, j]]
-        cost += instance.flows[li] @ instance.hop[placement[li + 1]]
-    return instance.comm_weight * cost
-
-
-def layer_part(instance: PlacementInstance, placement: np.ndarray, li: int) -> float:
-    """The part of the objective that depends on layer ``l``'s placement."""
-    costs = layer_costs(instance, placement, li)
-    comm = float(costs[np.arange(instance.num_experts), placement[li]].sum())
-    return float(layer_loads(instance, placement, li).max()) + comm
+def traffic(instance: PlacementInstance, placement: np.ndarray) -> float:
+    """Hop-weighted flows of all transitions: what ``hops`` minimises."""
+    return sum(transition_cost(instance, placement, li) for li in range(len(placement) - 1))
 
 
 def to_solution(placement: np.ndarray) -> PlacementSolution:
     return PlacementSolution.from_array(placement)
-
-
-def best_array_start(
-    instance: PlacementInstance, starts: Sequence[PlacementSolution]
-) -> np.ndarray | None:
-    """The best feasible start without replicas, as an array (replicas cannot be encoded)."""
-    best, best_value = None, math.inf
-    for start in starts:
-        array = start.as_array()
-        if array is None:
-            continue
-        report = evaluate(instance, start)
-        if report.feasible and report.objective < best_value:
-            best, best_value = array, report.objective
-    return best
 
 
 # -- constructions ------------------------------------------------------------------------
@@ -174,6 +143,32 @@ def first_layer_allowed(instance: PlacementInstance) -> np.ndarray:
     return (node <= e) & (local <= e)
 
 
+def canonical(instance: PlacementInstance, placement: np.ndarray) -> np.ndarray:
+    """``placement`` with nodes and GPUs relabelled as :func:`first_layer_allowed` expects.
+
+    Nodes are numbered by the first expert of layer 0 they hold, GPUs within a
+    node likewise; GPUs (nodes) that hold none of layer 0 keep their order after
+    the others. The relabelling is a symmetry: loads and hop costs are unchanged.
+    """
+    per_node = instance.gpus_per_node
+    node_order: list[int] = []
+    local_order: dict[int, list[int]] = {}
+    for g in placement[0]:
+        node, local = divmod(int(g), per_node)
+        if node not in node_order:
+            node_order.append(node)
+        seen = local_order.setdefault(node, [])
+        if local not in seen:
+            seen.append(local)
+    node_order += [n for n in range(instance.nodes) if n not in node_order]
+    relabel = np.empty(instance.gpus, dtype=np.int64)
+    for new_node, node in enumerate(node_order):
+        seen = local_order.get(node, [])
+        for new_local, local in enumerate(seen + [k for k in range(per_node) if k not in seen]):
+            relabel[node * per_node + local] = new_node * per_node + new_local
+    return relabel[placement]
+
+
 def _top_sum(values: np.ndarray, count: int, axis: int) -> np.ndarray:
     """Sum of the ``count`` largest values along ``axis``."""
     size = values.shape[axis]
@@ -234,7 +229,7 @@ def lower_bound(instance: PlacementInstance) -> float | None:
 
 
 __all__ = [
-    "balanced_packing", "best_array_start", "comm_lower_bound", "contiguous_array", "eplb",
-    "eplb_layer", "first_layer_allowed", "layer_costs", "layer_loads", "layer_part",
-    "load_lower_bound", "lower_bound", "objective", "to_solution", "transition_cost",
+    "balanced_packing", "canonical", "comm_lower_bound", "contiguous_array",
+    "eplb", "eplb_layer", "first_layer_allowed", "layer_loads", "load_lower_bound",
+    "lower_bound", "objective", "to_solution", "traffic", "transition_cost",
 ]  # fmt: skip

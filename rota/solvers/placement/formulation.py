@@ -88,6 +88,15 @@ class Model:
     offset: float  # objective constant kept out of the PuLP objective
     set_start: Callable[[np.ndarray], None]  # give every variable its value in a placement
     decode: Callable[[np.ndarray], np.ndarray]  # a placement: the model's layers, rest as given
+    x: dict[tuple[int, int, int], Any] | None = None  # the assignment encoding's binaries
+
+    def assignment_values(self, li: int, shape: tuple[int, int]) -> np.ndarray:
+        """``(E, G)`` values of layer ``li``'s assignment binaries after a solve."""
+        values = np.zeros(shape)
+        for (layer, e, g), var in (self.x or {}).items():
+            if layer == li:
+                values[e, g] = var.varValue or 0.0
+        return values
 
 
 def _pulp() -> Any:
@@ -154,7 +163,13 @@ class _Assignment:
         self.started: list[tuple[Any, Callable[[np.ndarray], float]]] = []
         self.objective: list[tuple[Any, float]] = []
 
-    def place(self, layers: list[int], formulation: str, allowed: dict[int, np.ndarray]) -> None:
+    def place(
+        self,
+        layers: list[int],
+        formulation: str,
+        allowed: dict[int, np.ndarray],
+        caps: np.ndarray | None,
+    ) -> None:
         pulp, inst = _pulp(), self.instance
         low, high = _count_bounds(inst, formulation)
         for li in layers:
@@ -172,6 +187,13 @@ class _Assignment:
                 _add(self.prob, members, pulp.LpConstraintLE, high)
                 if low:
                     _add(self.prob, members, pulp.LpConstraintGE, low)
+                if caps is not None:
+                    weighted = [
+                        (self.x[(li, e, g)], float(inst.loads[li, e]))
+                        for e in range(inst.num_experts)
+                        if (li, e, g) in self.x
+                    ]
+                    _add(self.prob, weighted, pulp.LpConstraintLE, float(caps[li]))
 
     def on_gpu(self, li: int, g: int) -> list[tuple[Any, float]]:
         x = self.x
@@ -273,50 +295,142 @@ class _Assignment:
                     placement[li, e] = g
             return placement
 
-        return Model(self.prob, list(x.values()), offset, set_start, decode)
+        return Model(self.prob, list(x.values()), offset, set_start, decode, x)
 
 
-def build_assignment(instance: PlacementInstance, formulation: str) -> Model:
-    """The whole placement in the assignment encoding (see the module docstring)."""
+def build_assignment(
+    instance: PlacementInstance, formulation: str, caps: np.ndarray | None = None
+) -> Model:
+    """The whole placement in the assignment encoding (see the module docstring);
+    ``caps[l]`` bounds every GPU's load in layer ``l``."""
     builder = _Assignment(instance, "placement")
     layers = list(range(instance.num_layers))
-    builder.place(layers, formulation, {0: first_layer_allowed(instance)})
+    builder.place(layers, formulation, {0: first_layer_allowed(instance)}, caps)
     if formulation == "joint":
         builder.busiest(layers)
     return builder.model(builder.communication())
 
 
-def build_layer(instance: PlacementInstance, li: int, costs: np.ndarray, formulation: str) -> Model:
-    """Layer ``li`` alone, its neighbours fixed: ``costs[e, g]`` is the weighted
-    communication of expert ``e`` on GPU ``g`` (see
-    :func:`~rota.solvers.placement.common.layer_costs`). Products vanish: each
-    expert's GPU is a linear cost, so the model is exact for the layer."""
-    builder = _Assignment(instance, f"layer_{li}")
-    builder.place([li], formulation, {})
-    builder.objective += [
-        (var, float(costs[e, g])) for (_, e, g), var in builder.x.items() if costs[e, g]
-    ]
-    if formulation == "joint":
-        builder.busiest([li])
-    return builder.model(0.0)
+def build_layer(
+    instance: PlacementInstance,
+    li: int,
+    costs: np.ndarray,
+    loads: np.ndarray,
+    owner: np.ndarray,
+    formulation: str,
+    cap: float | None = None,
+) -> Model:
+    """Layer ``li`` alone, its neighbours fixed, as a model over its expert copies.
+
+    ``costs[c, g]`` is the weighted communication of copy ``c`` on GPU ``g`` and
+    ``loads[c]`` its tokens (see :class:`~rota.solvers.placement.layout.Layout`);
+    ``owner[c]`` is its expert, and no GPU takes two copies of one expert.
+    Products vanish: each copy's GPU is a linear cost, so the model is exact
+    for the layer. ``cap`` bounds every GPU's load. ``set_start`` and
+    ``decode`` take and give the copies' GPUs (a ``(C,)`` array).
+    """
+    pulp = _pulp()
+    prob = pulp.LpProblem(f"layer_{li}", pulp.LpMinimize)
+    items, gpus = costs.shape
+    eq, le, ge = pulp.LpConstraintEQ, pulp.LpConstraintLE, pulp.LpConstraintGE
+    x = {
+        (li, c, g): prob.add_variable(f"x_{c}_{g}", cat=pulp.LpBinary)
+        for c in range(items)
+        for g in range(gpus)
+    }
+    objective = [(x[(li, c, g)], float(costs[c, g])) for c in range(items) for g in range(gpus)]
+    for c in range(items):
+        _add(prob, [(x[(li, c, g)], 1.0) for g in range(gpus)], eq, 1)
+    low, high = (items // gpus, -(-items // gpus)) if formulation == "hops" else (0, instance.slots)
+    m = prob.add_variable("M", lowBound=0) if formulation == "joint" else None
+    for g in range(gpus):
+        column = [(x[(li, c, g)], 1.0) for c in range(items)]
+        _add(prob, column, le, high)
+        if low:
+            _add(prob, column, ge, low)
+        weighted = [(x[(li, c, g)], float(loads[c])) for c in range(items) if loads[c]]
+        if cap is not None:
+            _add(prob, weighted, le, cap)
+        if m is not None:
+            _add(prob, [*weighted, (m, -1.0)], le, 0)
+        for e in np.flatnonzero(np.bincount(owner) > 1):
+            _add(prob, [(x[(li, c, g)], 1.0) for c in np.flatnonzero(owner == e)], le, 1)
+    if m is not None:
+        objective.append((m, 1.0))
+    prob.setObjective(_lin([(v, c) for v, c in objective if c]))
+
+    def set_start(row: np.ndarray) -> None:
+        for (_, c, g), var in x.items():
+            var.setInitialValue(1 if row[c] == g else 0)
+        if m is not None:
+            m.setInitialValue(float(np.bincount(row, weights=loads, minlength=gpus).max()))
+
+    def decode(row: np.ndarray) -> np.ndarray:
+        new = row.copy()
+        for (_, c, g), var in x.items():
+            if (var.varValue or 0.0) > 0.5:
+                new[c] = g
+        return new
+
+    return Model(prob, list(x.values()), 0.0, set_start, decode, x)
 
 
 # -- block encoding ------------------------------------------------------------------------
 
 
-def build_blocks(instance: PlacementInstance, formulation: str) -> Model:
-    """The whole placement in the block encoding (see the module docstring)."""
-    from scipy.optimize import linear_sum_assignment
+@dataclass
+class Blocks:
+    """The blocks of an instance (``slots``-subsets of its experts), as both block
+    encodings (PuLP here, CP-SAT in :mod:`rota.solvers.placement.cpsat`) use them."""
 
+    blocks: list[tuple[int, ...]]
+    member: np.ndarray  # (B, E): 1 where block b holds expert e
+    together: list[np.ndarray]  # per transition (B, B): flows_l(S, T)
+
+    @classmethod
+    def of(cls, instance: PlacementInstance) -> Blocks:
+        blocks = list(itertools.combinations(range(instance.num_experts), instance.slots))
+        member = np.zeros((len(blocks), instance.num_experts))
+        for b, block in enumerate(blocks):
+            member[b, list(block)] = 1.0
+        together = [member @ flows @ member.T for flows in instance.flows]
+        return cls(blocks, member, together)
+
+    def used(self, placement: np.ndarray) -> list[list[int]]:
+        """Per layer, the block on each GPU (every GPU holds ``slots`` experts)."""
+        index = {block: b for b, block in enumerate(self.blocks)}
+        gpus = int(placement.max()) + 1
+        return [[index[tuple(np.flatnonzero(row == g))] for g in range(gpus)] for row in placement]
+
+    def chain(self, used: list[list[int]]) -> np.ndarray:
+        """The placement whose layers use these blocks, GPUs chosen by the best matching of
+        consecutive layers' blocks (what the ``u`` of an optimal solution describe: an
+        assignment polytope has integral optima)."""
+        from scipy.optimize import linear_sum_assignment
+
+        placement = np.zeros((len(used), self.member.shape[1]), dtype=np.int64)
+        order = used[0]
+        for li in range(len(used)):
+            if li:
+                gain = self.together[li - 1][np.ix_(order, used[li])]
+                _, columns = linear_sum_assignment(gain, maximize=True)
+                order = [used[li][c] for c in columns]
+            for g, b in enumerate(order):
+                placement[li, list(self.blocks[b])] = g
+        return placement
+
+
+def build_blocks(
+    instance: PlacementInstance, formulation: str, caps: np.ndarray | None = None
+) -> Model:
+    """The whole placement in the block encoding (see the module docstring); a block
+    heavier than ``caps[l]`` is not offered in layer ``l``."""
     pulp, inst = _pulp(), instance
     prob = pulp.LpProblem("placement_blocks", pulp.LpMinimize)
-    blocks = list(itertools.combinations(range(inst.num_experts), inst.slots))
-    index = {block: b for b, block in enumerate(blocks)}
-    member = np.zeros((len(blocks), inst.num_experts))
-    for b, block in enumerate(blocks):
-        member[b, list(block)] = 1.0
+    data = Blocks.of(inst)
+    count = len(data.blocks)
     y = [
-        [prob.add_variable(f"y_{li}_{b}", cat=pulp.LpBinary) for b in range(len(blocks))]
+        [prob.add_variable(f"y_{li}_{b}", cat=pulp.LpBinary) for b in range(count)]
         for li in range(inst.num_layers)
     ]
     objective: list[tuple[Any, float]] = []
@@ -324,39 +438,36 @@ def build_blocks(instance: PlacementInstance, formulation: str) -> Model:
     eq, le = pulp.LpConstraintEQ, pulp.LpConstraintLE
     bound = load_lower_bound(inst)
     for li in range(inst.num_layers):
-        block_load = member @ inst.loads[li]
+        block_load = data.member @ inst.loads[li]
+        if caps is not None:
+            for b in np.flatnonzero(block_load > caps[li]):
+                y[li][b].upBound = 0
         if formulation == "joint":
             busiest.append(prob.add_variable(f"M_{li}", lowBound=float(bound[li])))
             objective.append((busiest[li], 1.0))
         for e in range(inst.num_experts):
-            holding = np.flatnonzero(member[:, e])
+            holding = np.flatnonzero(data.member[:, e])
             _add(prob, [(y[li][b], 1.0) for b in holding], eq, 1)
             if formulation == "joint":
                 terms = [(y[li][b], float(block_load[b])) for b in holding if block_load[b]]
                 _add(prob, [*terms, (busiest[li], -1.0)], le, 0)
     u: list[np.ndarray] = []  # per transition: (blocks, blocks) array of variables
-    weights: list[np.ndarray] = []
     offset = 0.0
-    for li in range(inst.num_layers - 1):
-        together = member @ inst.flows[li] @ member.T  # flows_l(S, T)
-        weights.append(together)
+    for li, together in enumerate(data.together):
         offset += inst.comm_weight * float(inst.flows[li].sum())
-        pairs = np.empty((len(blocks), len(blocks)), dtype=object)
-        for a, b in itertools.product(range(len(blocks)), repeat=2):
+        pairs = np.empty((count, count), dtype=object)
+        for a, b in itertools.product(range(count), repeat=2):
             pairs[a, b] = prob.add_variable(f"u_{li}_{a}_{b}", lowBound=0, upBound=1)
             if together[a, b]:
                 objective.append((pairs[a, b], -inst.comm_weight * float(together[a, b])))
-        for a in range(len(blocks)):
+        for a in range(count):
             _add(prob, [*((v, 1.0) for v in pairs[a]), (y[li][a], -1.0)], eq, 0)
             _add(prob, [*((v, 1.0) for v in pairs[:, a]), (y[li + 1][a], -1.0)], eq, 0)
         u.append(pairs)
     prob.setObjective(_lin(objective))
 
-    def blocks_of(placement: np.ndarray, li: int) -> list[int]:
-        return [index[tuple(np.flatnonzero(placement[li] == g))] for g in range(inst.gpus)]
-
     def set_start(placement: np.ndarray) -> None:
-        used = [blocks_of(placement, li) for li in range(inst.num_layers)]
+        used = data.used(placement)
         for li in range(inst.num_layers):
             for b, var in enumerate(y[li]):
                 var.setInitialValue(1 if b in used[li] else 0)
@@ -364,33 +475,23 @@ def build_blocks(instance: PlacementInstance, formulation: str) -> Model:
             m.setInitialValue(_busiest_start(inst, placement, li))
         for li, pairs in enumerate(u):
             on = set(zip(used[li], used[li + 1], strict=True))
-            for a, b in itertools.product(range(len(blocks)), repeat=2):
+            for a, b in itertools.product(range(count), repeat=2):
                 pairs[a, b].setInitialValue(1 if (a, b) in on else 0)
 
     def decode(base: np.ndarray) -> np.ndarray:
-        # the blocks of each layer, then GPUs as the best matching of consecutive blocks
-        # (the optimal u for these blocks: an assignment polytope has integral optima)
-        used = [[b for b, var in enumerate(row) if (var.varValue or 0) > 0.5] for row in y]
-        placement = base.copy()
-        order = used[0]
-        for li in range(inst.num_layers):
-            if li:
-                gain = weights[li - 1][np.ix_(order, used[li])]
-                _, columns = linear_sum_assignment(gain, maximize=True)
-                order = [used[li][c] for c in columns]
-            for g, b in enumerate(order):
-                placement[li, list(blocks[b])] = g
-        return placement
+        return data.chain([[b for b, v in enumerate(row) if (v.varValue or 0) > 0.5] for row in y])
 
     integer = [var for row in y for var in row]
     return Model(prob, integer, offset, set_start, decode)
 
 
-def build_monolithic(instance: PlacementInstance, formulation: str, encoding: str) -> Model:
+def build_monolithic(
+    instance: PlacementInstance, formulation: str, encoding: str, caps: np.ndarray | None = None
+) -> Model:
     """The whole placement as one MILP, in the chosen encoding (``auto`` resolved here)."""
     if choose_encoding(instance, encoding) == "blocks":
-        return build_blocks(instance, formulation)
-    return build_assignment(instance, formulation)
+        return build_blocks(instance, formulation, caps)
+    return build_assignment(instance, formulation, caps)
 
 
 def model_size(instance: PlacementInstance, encoding: str) -> int:
@@ -407,7 +508,7 @@ def model_size(instance: PlacementInstance, encoding: str) -> int:
 
 
 __all__ = [
-    "ENCODINGS", "FORMULATIONS", "MAX_BLOCK_PAIRS", "Model", "assignment_size", "block_pairs",
-    "build_assignment", "build_blocks", "build_layer", "build_monolithic", "choose_encoding",
-    "model_size",
+    "ENCODINGS", "FORMULATIONS", "MAX_BLOCK_PAIRS", "Blocks", "Model", "assignment_size",
+    "block_pairs", "build_assignment", "build_blocks", "build_layer", "build_monolithic",
+    "choose_encoding", "model_size",
 ]  # fmt: skip
