@@ -500,7 +500,9 @@ def bench(
         )
 
 
-data_app = typer.Typer(help="Build data sets: road networks from OpenStreetMap.")
+data_app = typer.Typer(
+    help="Build data sets: road networks from OpenStreetMap, MoE placement instances."
+)
 app.add_typer(data_app, name="data")
 
 
@@ -539,6 +541,111 @@ def data_city(
     for key, value in city_summary(city).items():
         table.add_row(key, f"{value:g}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+@data_app.command("placement")
+@handles_errors
+def data_placement(
+    out: Annotated[Path, typer.Option(help="Write the placement instance (.json).")],
+    gpus: Annotated[int, typer.Option(help="GPUs.")],
+    experts: Annotated[
+        int | None,
+        typer.Option(
+            help="Experts per layer (with --trace: the model's, else its largest id + 1)."
+        ),
+    ] = None,
+    layers: Annotated[int | None, typer.Option(help="MoE layers (not with --trace).")] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Experts per token and layer (not with --trace).")
+    ] = None,
+    nodes: Annotated[int, typer.Option(help="Nodes; GPUs must be a multiple.")] = 1,
+    slots: Annotated[
+        int | None, typer.Option(help="Experts per GPU and layer (default: ceil(experts / gpus)).")
+    ] = None,
+    tokens: Annotated[int, typer.Option(help="Tokens in the generated batch.")] = 8192,
+    seed: Annotated[int, typer.Option(help="Seed of the model (popularity, topics).")] = 0,
+    batch: Annotated[
+        int, typer.Option(help="Batch of that model: batches differ by domain shift.")
+    ] = 0,
+    comm_weight: Annotated[
+        float | None,
+        typer.Option(help="Weight of traffic in the objective (default 1 / (top_k * gpus))."),
+    ] = None,
+    bandwidth_intra: Annotated[
+        float, typer.Option(help="GB/s between GPUs of a node (NVLink).")
+    ] = 450.0,
+    bandwidth_inter: Annotated[
+        float, typer.Option(help="GB/s per GPU between nodes (InfiniBand).")
+    ] = 50.0,
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Summarise this routing trace (.npz or .csv) instead of generating one."),
+    ] = None,
+    write_trace: Annotated[
+        Path | None, typer.Option(help="Also write the generated per-token trace (.npz or .csv).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Instance name.")] = None,
+) -> None:
+    """Write a mixture-of-experts placement instance: a seeded synthetic trace, or a real one."""
+    import rota
+    from rota.data.placement import generate_trace, trace_statistics
+    from rota.problems.placement import PlacementInstance
+    from rota.problems.placement.io import read_trace, summarise
+    from rota.problems.placement.io import write_trace as save_trace
+    from rota.problems.placement.model import check_marginals
+
+    if out.suffix != ".json":
+        raise ValueError(
+            f"--out {out}: a placement instance is written as .json, got {out.suffix!r}"
+        )
+    if write_trace is not None and write_trace.suffix not in (".npz", ".csv"):
+        raise ValueError(f"--write-trace {write_trace}: expected .npz or .csv")
+    if trace is not None:
+        if layers is not None or top_k is not None or write_trace is not None:
+            raise ValueError("--layers, --top-k and --write-trace come from --trace; drop them")
+    elif None in (experts, layers, top_k):
+        raise ValueError("--experts, --layers and --top-k are needed to generate (or give --trace)")
+    check_outputs({"--out": out, "--write-trace": write_trace}, [trace] if trace else [])
+    topology = {
+        "nodes": nodes, "slots": slots, "comm_weight": comm_weight,
+        "bandwidth_intra": bandwidth_intra, "bandwidth_inter": bandwidth_inter,
+    }  # fmt: skip
+    if trace is not None:
+        routing = read_trace(trace, experts)
+        metadata: dict[str, Any] = {"trace": str(trace)}
+        default_name = trace.stem
+    else:
+        options = {"tokens": tokens, "seed": seed, "batch": batch}
+        routing = generate_trace(experts, layers, top_k, **options)
+        metadata = {"generator": "rota.data.placement", **options}
+        default_name = f"moe-e{experts}-l{layers}-k{top_k}-g{gpus}-n{nodes}-s{seed}"
+        if batch:
+            default_name += f"-b{batch}"
+    loads, flows = summarise(routing)
+    figures = trace_statistics(loads, flows, routing.top_k)
+    instance = PlacementInstance(
+        loads, flows, gpus=gpus, top_k=routing.top_k, name=name or default_name,
+        metadata={**metadata, **figures}, **topology,
+    )  # fmt: skip
+    for message in check_marginals(instance):
+        warn(message)
+    rota.write_instance(instance, out)
+    if write_trace is not None:
+        save_trace(routing, write_trace)
+    console.print(f"{instance.name}: {instance.describe()}")
+    table = Table(title="routing figures", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = {"tokens": int(routing.experts.shape[0]), "comm weight": instance.comm_weight,
+            "inter-node hop cost": instance.inter_cost, **figures}  # fmt: skip
+    for key, value in rows.items():
+        table.add_row(
+            key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else str(value)
+        )
+    console.print(table)
+    for path in (out, write_trace):
+        if path is not None:
+            console.print(f"wrote {path}")
 
 
 @app.command()

@@ -78,11 +78,12 @@ def instance_from_dict(data: Any, where: str) -> PlacementInstance:
         return PlacementInstance(
             loads=data["loads"],
             flows=data["flows"],
+            gpus=data["gpus"],
             name=str(data.get("name", "placement")),
             metadata=metadata,
             **options,
         )
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: {exc}") from None
 
 

@@ -34,6 +34,7 @@ def plot_traffic(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
 
     before = evaluate(instance, contiguous(instance))
     after = evaluate(instance, solution)
@@ -56,6 +57,8 @@ def plot_traffic(
             f"max imbalance {report.max_imbalance:.3f}",
             fontsize=9,
         )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("to GPU (layer l + 1)")
         ax.set_ylabel("from GPU (layer l)")
     fig.colorbar(image, ax=axes, shrink=0.8, label="tokens, summed over layers")

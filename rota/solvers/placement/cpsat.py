@@ -88,7 +88,7 @@ class _Scale:
 
 def _fraction(value: float) -> Fraction | None:
     fraction = Fraction(value).limit_denominator(MAX_DENOMINATOR)
-    exact_enough = abs(float(fraction) - value) <= 1e-12 * max(1.0, abs(value))
+    exact_enough = abs(float(fraction) - value) <= 4 * np.finfo(float).eps * abs(value)
     return fraction if exact_enough else None
 
 
