@@ -592,7 +592,6 @@ def data_placement(
     from rota.problems.placement import PlacementInstance
     from rota.problems.placement.io import read_trace, summarise
     from rota.problems.placement.io import write_trace as save_trace
-    from rota.problems.placement.model import check_marginals
 
     if out.suffix != ".json":
         raise ValueError(
@@ -627,8 +626,6 @@ def data_placement(
         loads, flows, gpus=gpus, top_k=routing.top_k, name=name or default_name,
         metadata={**metadata, **figures}, **topology,
     )  # fmt: skip
-    for message in check_marginals(instance):
-        warn(message)
     rota.write_instance(instance, out)
     if write_trace is not None:
         save_trace(routing, write_trace)

@@ -161,9 +161,12 @@ def test_instances_are_immutable():
         inst.gpus = 4
 
 
-def test_marginals_that_disagree_are_reported():
+def test_marginals_that_disagree_are_reported(tmp_path: Path):
     inst = two_layers()  # expert 0 sends 12 but has load 4 with top_k 1
     assert "flows out of layer 0 expert 0 sum to 12" in check_marginals(inst)[0]
+    rota.write_instance(inst, tmp_path / "p.json")
+    with pytest.warns(UserWarning, match="sum to 12, but top_k x its load is 4"):
+        rota.read(tmp_path / "p.json")
 
 
 # -- files ---------------------------------------------------------------------------------

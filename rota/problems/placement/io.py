@@ -32,6 +32,7 @@ pairs per token). Without ``num_experts`` the experts are ``0..max id``.
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ import numpy as np
 
 from rota.errors import FormatError
 from rota.files import atomic_open, load_text, regular_file, require_memory, write_text
-from rota.problems.placement.model import PlacementInstance, PlacementSolution
+from rota.problems.placement.model import PlacementInstance, PlacementSolution, check_marginals
 
 INSTANCE_FORMAT = "rota.placement/1"
 SOLUTION_FORMAT = "rota.placement.solution/1"
@@ -75,7 +76,7 @@ def instance_from_dict(data: Any, where: str) -> PlacementInstance:
         raise FormatError(f"{where}: field 'metadata' must be an object")
     options = {key: data[key] for key in _OPTIONAL if data.get(key) is not None}
     try:
-        return PlacementInstance(
+        instance = PlacementInstance(
             loads=data["loads"],
             flows=data["flows"],
             gpus=data["gpus"],
@@ -85,6 +86,12 @@ def instance_from_dict(data: Any, where: str) -> PlacementInstance:
         )
     except (TypeError, ValueError) as exc:
         raise FormatError(f"{where}: {exc}") from None
+    for message in check_marginals(instance)[:1]:
+        warnings.warn(
+            f"{where}: {message}: are loads and flows from one trace, with this top_k?",
+            stacklevel=2,
+        )
+    return instance
 
 
 def _counts_json(array: np.ndarray) -> Any:

@@ -312,9 +312,11 @@ class MILPPlacement:
                 if outcome.status != "optimal":
                     return None, False
                 values = model.assignment_values(li, costs.shape)
-                row = round_layer(instance, layout, li, values, costs, math.inf if cap is None
-                                  else cap)  # fmt: skip
-                if row is None or (cap is not None and _over(instance, layout, li, row, cap)):
+                # without a cap, rounding may not unbalance the layer beyond where it is
+                current = layout.gpu_loads(instance, li, layout.gpu[li]).max()
+                limit = cap if cap is not None else float(current)
+                row = round_layer(instance, layout, li, values, costs, limit)
+                if row is None or _over(instance, layout, li, row, limit):
                     return None, False
                 return row, False
             model.set_start(layout.gpu[li])

@@ -1,0 +1,243 @@
+"""Expert placement: every placement solver on Mixtral-like and DeepSeek/Qwen-like instances.
+
+Instances come from ``rota.data.placement`` (seed 1) and are written to
+``instances/`` (not committed: ``rota data placement`` rebuilds them, see the
+table headers). Every solve runs in a fresh interpreter (``spawn``), one at a
+time. Results are appended to ``runs.csv`` (resumable: a run already there is
+skipped) and summarised in ``summary.md``, traffic and imbalance relative to
+contiguous placement (Megatron-LM's default).
+
+Usage::
+
+    python benchmarks/placement/bench_placement.py run [--case NAME ...]
+    python benchmarks/placement/bench_placement.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import datetime
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RUNS = HERE / "runs.csv"
+SUMMARY = HERE / "summary.md"
+INSTANCES = HERE / "instances"
+
+#: name -> (generator arguments, time limit in seconds)
+CASES: dict[str, tuple[dict[str, Any], float]] = {
+    "mixtral-8x32-g4": ({"experts": 8, "layers": 32, "gpus": 4, "top_k": 2}, 60),
+    "mixtral-8x32-g8": ({"experts": 8, "layers": 32, "gpus": 8, "top_k": 2}, 60),
+    "moe-64x27-g8": ({"experts": 64, "layers": 27, "gpus": 8, "top_k": 6}, 60),
+    "moe-128x24-g16-n2": ({"experts": 128, "layers": 24, "gpus": 16, "nodes": 2, "top_k": 8}, 60),
+    "moe-256x60-g64-n8": ({"experts": 256, "layers": 60, "gpus": 64, "nodes": 8, "top_k": 8}, 120),
+    # DeepSeek-style redundant experts: one spare slot per GPU for EPLB's replicas
+    "moe-256x60-g64-n8-s5": (
+        {"experts": 256, "layers": 60, "gpus": 64, "nodes": 8, "top_k": 8, "slots": 5},
+        120,
+    ),
+}
+
+#: label -> (solver, options)
+SOLVERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "contiguous": ("greedy", {"method": "contiguous"}),
+    "eplb": ("greedy", {}),
+    "milp-cbc": ("milp", {}),
+    "milp-highs": ("milp", {"backend": "highs"}),
+    "milp-hops-1.1": ("milp", {"backend": "highs", "formulation": "hops", "max_imbalance": 1.1}),
+    "milp-hops-eq": ("milp", {"backend": "highs", "formulation": "hops", "max_imbalance": 1.0}),
+    "cpsat": ("cpsat", {}),
+    "cpsat-hops-eq": ("cpsat", {"formulation": "hops", "max_imbalance": 1.0}),
+}
+
+FIELDS = [
+    "case", "solver", "time_limit", "status", "objective", "bound", "runtime", "load_term",
+    "comm_cost", "cross_gpu", "cross_node", "max_imbalance", "mean_imbalance", "replicas",
+    "decomposition", "stopped_by", "date",
+]  # fmt: skip
+
+
+def instance_path(case: str) -> Path:
+    return INSTANCES / f"{case}.json"
+
+
+def build(case: str) -> Path:
+    """The case's instance file, generated once (the same bytes for the same arguments)."""
+    import rota
+    from rota.data.placement import generate_instance
+
+    path = instance_path(case)
+    if not path.exists():
+        INSTANCES.mkdir(exist_ok=True)
+        arguments = dict(CASES[case][0])
+        experts, layers, gpus, top_k = (
+            arguments.pop(k) for k in ("experts", "layers", "gpus", "top_k")
+        )
+        instance = generate_instance(experts, layers, gpus, top_k, seed=1, name=case, **arguments)
+        rota.write_instance(instance, path)
+    return path
+
+
+def command(case: str) -> str:
+    args = CASES[case][0]
+    parts = [f"--{k.replace('_', '-')} {v}" for k, v in args.items()]
+    return f"rota data placement {' '.join(parts)} --seed 1 --out {case}.json"
+
+
+def solve_one(case: str, label: str, time_limit: float) -> dict[str, Any]:
+    """One solve, in a fresh interpreter; returns a row of ``runs.csv``."""
+    import rota
+
+    instance = rota.read(instance_path(case))
+    solver, options = SOLVERS[label]
+    began = time.perf_counter()
+    result = rota.solve(instance, solver=solver, time_limit=time_limit, seed=0, **options)
+    wall = time.perf_counter() - began
+    report = result.evaluation
+    row = {
+        "case": case, "solver": label, "time_limit": time_limit, "status": result.status.value,
+        "objective": result.objective, "bound": result.bound, "runtime": round(wall, 2),
+        "decomposition": result.stats.get("decomposition", ""),
+        "stopped_by": result.stats.get("stopped_by") or "",
+        "date": datetime.date.today().isoformat(),
+    }  # fmt: skip
+    if report is not None:
+        row.update(
+            load_term=report.load_term, comm_cost=report.comm_cost, cross_gpu=report.cross_gpu,
+            cross_node=report.cross_node, max_imbalance=round(report.max_imbalance, 4),
+            mean_imbalance=round(report.mean_imbalance, 4), replicas=report.replicas,
+        )  # fmt: skip
+    return row
+
+
+def read_runs() -> list[dict[str, str]]:
+    if not RUNS.exists():
+        return []
+    with open(RUNS, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def append(row: dict[str, Any]) -> None:
+    fresh = not RUNS.exists()
+    with open(RUNS, "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, FIELDS)
+        if fresh:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in FIELDS})
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def run(cases: list[str]) -> None:
+    done = {(r["case"], r["solver"], float(r["time_limit"])) for r in read_runs()}
+    context = multiprocessing.get_context("spawn")
+    for case in cases:
+        build(case)
+        limit = CASES[case][1]
+        for label in SOLVERS:
+            if (case, label, float(limit)) in done:
+                continue
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                row = pool.submit(solve_one, case, label, limit).result()
+            append(row)
+            print(f"{case} {label}: {row['status']} {row['objective']} in {row['runtime']} s",
+                  flush=True)  # fmt: skip
+
+
+def _pct(value: float, reference: float) -> str:
+    if reference == 0:
+        return "-"
+    return f"{100 * (reference - value) / reference:.1f}"
+
+
+def cross_gpu_floor(case: str) -> float:
+    """A proven floor on the cross-GPU tokens of any placement without replicas:
+    the combinatorial bound with every cross-GPU pair at cost 1."""
+    import rota
+    from rota.solvers.placement.common import comm_lower_bound
+
+    instance = rota.read(instance_path(case))
+    flat = replace(instance, bandwidth_inter=instance.bandwidth_intra, nodes=1)
+    return float(comm_lower_bound(flat).sum())
+
+
+def report() -> None:
+    rows = read_runs()
+    lines = [
+        "# Expert placement benchmark",
+        "",
+        f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), no GPU, "
+        "shared with other work; Python "
+        f"{sys.version.split()[0]}. Produced by `python benchmarks/placement/bench_placement.py "
+        "run` then `report`; each solve alone in a fresh process, seed 0.",
+        "",
+        "Cuts are `100 * (contiguous - solver) / contiguous` of the cross-GPU and cross-node "
+        "token pairs (positive: less traffic than Megatron-LM's contiguous placement). "
+        "Imbalance is a layer's busiest GPU over its mean (max and mean over layers). "
+        "`floor` is the proven least cross-GPU traffic of any placement without replicas "
+        "(the combinatorial bound of `rota.solvers.placement.common`), as a cut: no solver "
+        "without replicas can cut more.",
+        "",
+    ]
+    for case in CASES:
+        here = [r for r in rows if r["case"] == case]
+        if not here:
+            continue
+        base = next((r for r in here if r["solver"] == "contiguous"), None)
+        if base is None:
+            continue
+        c_gpu, c_node = float(base["cross_gpu"]), float(base["cross_node"])
+        floor = _pct(cross_gpu_floor(case), c_gpu)
+        limit = here[0]["time_limit"]
+        lines += [
+            f"## {case}",
+            "",
+            f"Instance: `{command(case)}`; solves: `rota solve {case}.json --solver SOLVER "
+            f"--time-limit {float(limit):g} [-o OPTION=VALUE ...]` with the options of "
+            "`SOLVERS` in the script. "
+            f"Cross-GPU floor (no replicas): {floor} % cut. Date {here[0]['date']}.",
+            "",
+            "| solver | status | objective | bound | time s | cross-GPU cut % | cross-node cut % "
+            "| max imb. | mean imb. | replicas | decomposition |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in here:
+            if r["objective"] in ("", None):
+                lines.append(f"| {r['solver']} | {r['status']} | - | - | {r['runtime']} |"
+                             " - | - | - | - | - | - |")  # fmt: skip
+                continue
+            bound = f"{float(r['bound']):,.1f}" if r["bound"] else "-"
+            node_cut = _pct(float(r["cross_node"]), c_node) if c_node else "-"
+            lines.append(
+                f"| {r['solver']} | {r['status']} | {float(r['objective']):,.1f} | {bound} | "
+                f"{r['runtime']} | {_pct(float(r['cross_gpu']), c_gpu)} | {node_cut} | "
+                f"{float(r['max_imbalance']):.3f} | {float(r['mean_imbalance']):.3f} | "
+                f"{r['replicas']} | {r['decomposition'] or '-'} |"
+            )
+        lines.append("")
+    SUMMARY.write_text("\n".join(lines))
+    print(f"wrote {SUMMARY}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("run", "report"))
+    parser.add_argument("--case", action="append", choices=list(CASES))
+    args = parser.parse_args()
+    if args.what == "run":
+        run(args.case or list(CASES))
+    report()
+
+
+if __name__ == "__main__":
+    main()
