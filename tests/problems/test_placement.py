@@ -172,6 +172,7 @@ def test_marginals_that_disagree_are_reported(tmp_path: Path):
 # -- files ---------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:.*are loads and flows from one trace")
 def test_instance_and_solution_json_round_trip(tmp_path: Path):
     inst = two_layers(nodes=2, comm_weight=0.25, name="tiny", metadata={"source": "test"})
     rota.write_instance(inst, tmp_path / "p.json")

@@ -195,7 +195,7 @@ def test_large_layers_are_solved_by_lp_rounding(monkeypatch):
     result = rota.solve(inst, solver="milp", time_limit=20, decomposition="layers",
                         backend="highs", max_imbalance=1.1)  # fmt: skip
     check(inst, result)
-    assert result.stats["exact_layers"] is False and result.stats["local_optimum"] is False
+    assert result.stats["layer_models"] == "LP, rounded" and result.stats["local_optimum"] is False
 
 
 def test_repair_brings_every_gpu_within_its_cap():

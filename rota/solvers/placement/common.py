@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rota.problems.placement import PlacementInstance, PlacementSolution
+from rota.problems.placement import PlacementInstance, PlacementSolution, contiguous
 
 
 def layer_loads(instance: PlacementInstance, placement: np.ndarray, li: int) -> np.ndarray:
@@ -46,9 +46,8 @@ def to_solution(placement: np.ndarray) -> PlacementSolution:
 
 
 def contiguous_array(instance: PlacementInstance) -> np.ndarray:
-    """Megatron-LM's default: expert ``e`` on GPU ``e * G // E`` in every layer."""
-    layer = np.arange(instance.num_experts) * instance.gpus // instance.num_experts
-    return np.tile(layer, (instance.num_layers, 1))
+    """Megatron-LM's default (:func:`~rota.problems.placement.contiguous`) as an array."""
+    return contiguous(instance).as_array()
 
 
 def balanced_packing(weights: np.ndarray, bins: int, capacity: int) -> np.ndarray:

@@ -79,8 +79,10 @@ class _Sweeper:
         start: Layout,
         solve_layer: LayerSolver,
         joint: bool,
+        construct: bool,
     ) -> None:
         self.instance, self.stop, self.solve_layer, self.joint = instance, stop, solve_layer, joint
+        self.construct = construct
         self.start = start
         self.start_value = evaluate(instance, start.solution()).objective
         self.layout = start.copy()
@@ -120,7 +122,7 @@ class _Sweeper:
     def run(self) -> SweepResult:
         layers = self.instance.num_layers
         self.all_proven = True
-        for li in range(1, layers):  # 1. construction, each layer against the one before
+        for li in range(1, layers) if self.construct else ():  # 1. construction
             if self.layer(li, layers - li, right=False) is None:
                 return self.done()
         forward = False
@@ -153,12 +155,14 @@ def sweep(
     start: Layout,
     solve_layer: LayerSolver,
     formulation: str,
+    construct: bool = True,
 ) -> SweepResult:
     """Improve ``start`` layer by layer until converged or stopped (see the module docstring).
 
     Each layer solve is one iteration of ``stop``, shown the best objective so far.
+    ``construct=False`` skips the construction: sweeps only, to polish a result.
     """
-    return _Sweeper(instance, stop, start, solve_layer, formulation == "joint").run()
+    return _Sweeper(instance, stop, start, solve_layer, formulation == "joint", construct).run()
 
 
 __all__ = ["MIN_LAYER_SECONDS", "LayerSolver", "SweepResult", "sweep"]

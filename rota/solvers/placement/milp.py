@@ -12,8 +12,11 @@ The monolithic model has at most :data:`MAX_MONOLITHIC` co-location
 variables. Larger instances are solved by the layer-by-layer decomposition
 of :mod:`rota.solvers.placement.decompose`, one model per layer (copies x
 GPUs binaries, at most :data:`~rota.solvers.placement.exact.MAX_LAYER_VARS`):
-up to :data:`MAX_EXACT_LAYER` binaries a MIP, above that its LP relaxation,
-rounded (:func:`~rota.solvers.placement.layout.round_layer`).
+first its LP relaxation, rounded and repaired
+(:func:`~rota.solvers.placement.layout.round_layer`), until a sweep changes
+nothing; then, with the time left and for layers of at most
+:data:`MAX_EXACT_LAYER` binaries, the layer MIPs, until a sweep changes
+nothing again.
 ``decomposition="auto"`` (the default) picks by size, ``"none"`` refuses what
 the monolithic model cannot hold, ``"layers"`` always decomposes.
 
@@ -71,10 +74,11 @@ BACKENDS = ("cbc", "highs")
 #: 8 experts x 32 layers on 4 GPUs has 24,304 and CBC proves it in about 3 s;
 #: assignment encodings far above 50,000 rarely close their gap within minutes.
 MAX_MONOLITHIC = 50_000
-#: Layers with more binaries than this are solved as LPs and rounded: a
-#: 256-expert, 64-GPU layer's MIP improved nothing on its start within 2 s and
+#: Layers with more binaries than this are only ever solved as LPs and rounded:
+#: a 256-expert, 64-GPU layer's MIP improved nothing on its start within 2 s and
 #: did not prove its optimum in 30 s; its LP takes 0.2 s (HiGHS) and leaves
-#: about 50 experts fractional.
+#: about 50 experts fractional. On 64 experts x 8 GPUs the rounded LPs converge
+#: in 2 s where the MIPs need a minute for one sweep, to much the same traffic.
 MAX_EXACT_LAYER = 2048
 #: Relative tolerance of the backends' optimality arithmetic; float bounds are lowered by it.
 BOUND_TOLERANCE = 1e-6
@@ -301,35 +305,57 @@ class MILPPlacement:
             exact.base_stats(instance, origin, self.max_imbalance, start.replicated)
         )
 
-        def solve_layer(
+        def relaxed(
             li: int, layout: Layout, costs: np.ndarray, seconds: float
         ) -> tuple[np.ndarray | None, bool]:
-            cap = None if caps is None else float(caps[li])
-            loads = layout.item_loads(instance, li)
-            model = build_layer(instance, li, costs, loads, layout.owner[li], self.formulation, cap)
-            if costs.size > MAX_EXACT_LAYER:  # the LP relaxation, rounded
-                outcome = runner.run(model, mip=False, time_limit=seconds, warm=False)
-                if outcome.status != "optimal":
-                    return None, False
-                values = model.assignment_values(li, costs.shape)
-                # without a cap, rounding may not unbalance the layer beyond where it is
-                current = layout.gpu_loads(instance, li, layout.gpu[li]).max()
-                limit = cap if cap is not None else float(current)
-                row = round_layer(instance, layout, li, values, costs, limit)
-                if row is None or _over(instance, layout, li, row, limit):
-                    return None, False
-                return row, False
+            model = self._layer(instance, li, layout, costs, caps)
+            outcome = runner.run(model, mip=False, time_limit=seconds, warm=False)
+            if outcome.status != "optimal":
+                return None, False
+            values = model.assignment_values(li, costs.shape)
+            # without a cap, rounding may not unbalance the layer beyond where it is
+            current = float(layout.gpu_loads(instance, li, layout.gpu[li]).max())
+            limit = current if caps is None else float(caps[li])
+            row = round_layer(instance, layout, li, values, costs, limit)
+            if row is None or _over(instance, layout, li, row, limit):
+                return None, False
+            return row, False
+
+        def integral(
+            li: int, layout: Layout, costs: np.ndarray, seconds: float
+        ) -> tuple[np.ndarray | None, bool]:
+            model = self._layer(instance, li, layout, costs, caps)
             model.set_start(layout.gpu[li])
             outcome = runner.run(model, mip=True, time_limit=seconds, warm=True)
             if not outcome.has_values:
                 return None, False
             return model.decode(layout.gpu[li]), outcome.status == "optimal"
 
-        outcome = sweep(instance, stop, start, solve_layer, self.formulation)
-        stats["exact_layers"] = instance.gpus * len(start.owner[0]) <= MAX_EXACT_LAYER
+        outcome = sweep(instance, stop, start, relaxed, self.formulation)
+        polish = instance.gpus * len(start.owner[0]) <= MAX_EXACT_LAYER
+        stats["layer_models"] = "LP, rounded" + (", then MIP" if polish else "")
+        if polish and outcome.converged and stop.stopped_by is None:
+            first = outcome
+            outcome = sweep(instance, stop, first.layout, integral, self.formulation, False)
+            outcome.layer_solves += first.layer_solves
+            outcome.accepted += first.accepted
+            outcome.sweeps += first.sweeps
+            outcome.kept_start = first.kept_start
         return exact.decomposed_result(
             instance, outcome, stats, solver=self.name, seed=seed, stop=stop
         )
+
+    def _layer(
+        self,
+        instance: PlacementInstance,
+        li: int,
+        layout: Layout,
+        costs: np.ndarray,
+        caps: np.ndarray | None,
+    ) -> Any:
+        cap = None if caps is None else float(caps[li])
+        loads = layout.item_loads(instance, li)
+        return build_layer(instance, li, costs, loads, layout.owner[li], self.formulation, cap)
 
 
 def _over(
