@@ -16,12 +16,12 @@ from rota.problems.placement import PlacementInstance, PlacementSolution, contig
 
 
 def layer_loads(instance: PlacementInstance, placement: np.ndarray, li: int) -> np.ndarray:
-    """``(G,)`` tokens on each GPU in layer ``l``."""
+    """``(G,)`` tokens on each GPU in layer ``li``."""
     return np.bincount(placement[li], weights=instance.loads[li], minlength=instance.gpus)
 
 
 def transition_cost(instance: PlacementInstance, placement: np.ndarray, li: int) -> float:
-    """Hop-weighted flows between layers ``l`` and ``l + 1`` (unweighted by ``comm_weight``)."""
+    """Hop-weighted flows between layers ``li`` and ``li + 1`` (without ``comm_weight``)."""
     hops = instance.hop[placement[li][:, None], placement[li + 1][None, :]]
     return float((instance.flows[li] * hops).sum())
 
