@@ -62,14 +62,9 @@ import numpy as np
 
 from rota.errors import FormatError
 from rota.files import load_text, matrix_bytes, require_memory, write_text
+from rota.problems.routing.evaluation import evaluate
 from rota.problems.routing.io.json import euclidean
-from rota.problems.routing.model import (
-    Route,
-    RoutingInstance,
-    RoutingSolution,
-    VehicleType,
-    evaluate,
-)
+from rota.problems.routing.model import Route, RoutingInstance, RoutingSolution, VehicleType
 
 __all__ = [
     "read_instance", "read_solution", "write_solution", "distance_matrix",
