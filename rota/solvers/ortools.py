@@ -232,9 +232,11 @@ class _Model:
                 routing.AddDisjunction([self.manager.NodeToIndex(node)], self.drop_penalty)
 
         if scaled.demand is not None:
-            demand = routing.RegisterUnaryTransitVector(scaled.demand[self.locations].tolist())
-            capacities = [int(scaled.capacity[k]) for k in self.vehicle_type]
-            routing.AddDimensionWithVehicleCapacity(demand, 0, capacities, True, "Load")
+            for dim in range(scaled.demand.shape[1]):
+                demand = scaled.demand[self.locations, dim]
+                transit = routing.RegisterUnaryTransitVector(demand.tolist())
+                capacities = [int(scaled.capacity[k, dim]) for k in self.vehicle_type]
+                routing.AddDimensionWithVehicleCapacity(transit, 0, capacities, True, f"Load{dim}")
 
         if scaled.windows is not None:
             windows = scaled.windows[self.locations]

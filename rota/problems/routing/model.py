@@ -515,6 +515,14 @@ class RoutingInstance:
                     "dimensions"
                 )
 
+        if all(vt.allowed_clients is not None for vt in types):
+            servable = set().union(*(vt.allowed_clients for vt in types))
+            stranded = [int(c) for c in self.clients if self.required[c] and c not in servable]
+            if stranded:
+                raise ValueError(
+                    f"client {stranded[0]} is required, but no vehicle type's allowed_clients "
+                    "includes it"
+                )
         loads = np.maximum(self.deliveries, self.pickups)
         for s in self.shipments:
             loads[s.pickup] = np.maximum(loads[s.pickup], np.broadcast_to(s.amounts, dims))
