@@ -241,6 +241,7 @@ def _profiles(pyvrp, instance: RoutingInstance, scaled: ScaledInstance) -> tuple
         for d in instance.depots:
             base[d, backhaul] = MAX_VALUE
         base[np.ix_(backhaul, linehaul)] = MAX_VALUE
+        np.fill_diagonal(base, 0)  # a client with both a pickup and a delivery
     matrices, profile_of, types = [base], {None: 0}, []
     for vt in instance.vehicle_types:
         key = vt.allowed_clients

@@ -145,7 +145,8 @@ def test_linehauls_come_before_backhauls():
                      required=[True, True, True, True, False])  # fmt: skip
     assert _kinds(inst, [1, 3, 2]) == []
     assert _kinds(inst, [1, 2, 3]) == ["backhaul_order"]
-    assert _kinds(inst, [2], [3, 1]) == []  # each route on its own is in order
+    assert _kinds(inst, [3, 2], [1]) == []  # each route on its own is in order
+    assert _kinds(inst, [2], [3, 1]) == ["backhaul_order"]  # a trip of backhauls alone
 
 
 @pytest.mark.parametrize(

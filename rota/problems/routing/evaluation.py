@@ -249,17 +249,24 @@ def _route_violations(
                         )
                     )
     if instance.linehaul_first:
-        deliveries, pickups = instance.deliveries, instance.pickups
+        # A trip starts with a delivery (linehaul) client, and no delivery client
+        # directly follows a pickup (backhaul) client; a client with both is both.
+        linehaul = instance.deliveries.any(axis=1)
+        backhaul = instance.pickups.any(axis=1)
         for trip in report.trips:
-            backhaul = False
-            for c in trip:
-                if pickups[c].any():
-                    backhaul = True
-                elif backhaul and deliveries[c].any():
+            if trip and backhaul[trip[0]]:
+                violations.append(
+                    Violation(
+                        "backhaul_order",
+                        f"route {r} starts a trip with backhaul client {trip[0]}",
+                    )
+                )
+            for prev, c in zip(trip[:-1], trip[1:], strict=True):
+                if backhaul[prev] and linehaul[c]:
                     violations.append(
                         Violation(
                             "backhaul_order",
-                            f"route {r} delivers to client {c} after a backhaul pickup",
+                            f"route {r} delivers to client {c} after backhaul client {prev}",
                         )
                     )
 
@@ -306,7 +313,8 @@ def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation
     once, an unknown vehicle type, a load above capacity, a late service, a
     route over its distance or duration limit or its reloads, a client the
     vehicle may not serve, a shipment split across trips or delivered before
-    its pickup, a delivery after a backhaul, and more routes of a type than
+    its pickup, a delivery after a backhaul (or a trip that starts with one),
+    and more routes of a type than
     it has vehicles. A solution with violations still gets an objective (of
     the routes as given) so that reports can show how far off it is.
     """

@@ -415,6 +415,13 @@ class RoutingInstance:
         self._validate_fleet()
         if self.time_windows is not None:
             self._validate_reachability()
+            windows = self.time_windows
+            for k, s in enumerate(self.shipments):
+                if windows[s.delivery, 1] < windows[s.pickup, 0]:
+                    raise ValueError(
+                        f"shipments[{k}] must be delivered by {windows[s.delivery, 1]:g}, "
+                        f"before it can be picked up at {windows[s.pickup, 0]:g}"
+                    )
         set_(self, "metadata", MappingProxyType(dict(self.metadata)))
 
     def _validate_visits(self, n: int) -> None:
