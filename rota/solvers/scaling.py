@@ -93,6 +93,16 @@ def _limits(values: list[float | None], scale: int, exact: bool) -> np.ndarray |
     return out
 
 
+def _times(instance: RoutingInstance) -> list[np.ndarray]:
+    """Every time quantity: travel and service times first, then windows, releases, limits."""
+    times = [instance.travel_time, instance.service_time]
+    times += [instance.time_windows] if instance.time_windows is not None else []
+    times += [instance.release_time] if instance.release_time is not None else []
+    limits = [vt.max_duration for vt in instance.vehicle_types if vt.max_duration is not None]
+    times += [np.array(limits)] if limits else []
+    return times
+
+
 def uses_time(instance: RoutingInstance) -> bool:
     """Whether the engine needs travel and service times for this instance."""
     timed = {"release_times", "max_duration", "duration_costs"}
@@ -110,6 +120,8 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     costs (any larger power of ten stays exact): penalty-based engines such as
     PyVRP price a unit of excess load or lateness against a unit of cost, and
     a 10,000-fold cost scale against unscaled loads makes overloading cheap.
+    Fractional duration costs are the exception: costs are then scaled past
+    times by the power of ten that makes the cost per time unit whole.
 
     Raises
     ------
@@ -119,42 +131,49 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     types = instance.vehicle_types
     unit = np.array([vt.unit_distance_cost for vt in types], dtype=np.float64)
     fixed = np.array([vt.fixed_cost for vt in types], dtype=np.float64)
+    per_time = np.array([vt.unit_duration_cost for vt in types], dtype=np.float64)
     prize = instance.prize
+    timed = uses_time(instance)
 
     distance_scale, distance_exact = integer_scale(instance.distance)
     cost_arrays = [unit, fixed] + ([prize] if prize is not None else [])
     cost_scale, cost_exact = integer_scale(*cost_arrays)
+    time_scale, time_exact = 1, True
+    per_time_scale, per_time_exact = 1, True
+    if timed:
+        time_scale, time_exact = integer_scale(*_times(instance))
+        per_time_scale, per_time_exact = integer_scale(per_time)
+        if per_time.any():
+            # The engine charges per_time * objective_scale / time_scale per scaled
+            # time unit: whole only if costs are scaled past times by per_time_scale.
+            cost_scale = max(cost_scale, time_scale * per_time_scale // distance_scale)
     objective_scale = distance_scale * cost_scale
+    if timed:
+        time_scale = max(time_scale, objective_scale // per_time_scale)
+
     # Bound every scaled quantity, and the sums an engine forms of them, in floats
     # before any cast: a cast of a value past int64 wraps around silently, and the
     # engine then reports a wrong status instead of an error. A route costs at most
-    # fixed + unit * (the sum of the largest arc out of every location).
+    # fixed + unit * (the sum of the largest arc out of every location), plus its
+    # duration cost over the horizon.
     worst_route = fixed.max() * objective_scale + unit.max() * cost_scale * (
         instance.distance.max(axis=1).sum() * distance_scale
     )
     if prize is not None:
         worst_route += prize.sum() * objective_scale
-    _check_range(instance, "distance", worst_route)
 
     duration = service = windows = release = None
     unit_duration = np.zeros(len(types), dtype=np.int64)
     max_duration = None
-    time_scale, time_exact = 1, True
-    if uses_time(instance):
+    if timed:
         travel = instance.travel_time
-        times = [travel, instance.service_time]
-        times += [instance.time_windows] if instance.time_windows is not None else []
-        times += [instance.release_time] if instance.release_time is not None else []
-        limits = [vt.max_duration for vt in types if vt.max_duration is not None]
-        times += [np.array(limits)] if limits else []
-        time_scale, time_exact = integer_scale(*times)
-        time_scale = max(time_scale, objective_scale)
         horizon = (
             travel.max(axis=1).sum()
             + instance.service_time.sum()
-            + max((float(t.max()) for t in times[2:]), default=0.0)
+            + max((float(t.max()) for t in _times(instance)[2:]), default=0.0)
         )
         _check_range(instance, "time", horizon * time_scale)
+        worst_route += per_time.max() * horizon * objective_scale
         duration = _up(travel, time_scale, time_exact)
         service = _up(instance.service_time, time_scale, time_exact)
         if instance.time_windows is not None:
@@ -169,10 +188,12 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
             release = _up(instance.release_time, time_scale, time_exact)
         max_duration = _limits([vt.max_duration for vt in types], time_scale, time_exact)
         # duration costs count per time unit at time_scale, the objective at objective_scale
-        per_unit = np.array([vt.unit_duration_cost for vt in types]) * objective_scale / time_scale
+        per_unit = per_time * objective_scale / time_scale
         unit_duration = np.round(per_unit).astype(np.int64)
+        cost_exact = cost_exact and per_time_exact
         cost_exact = cost_exact and np.allclose(per_unit, unit_duration, rtol=0, atol=1e-9)
         cost_exact = cost_exact and (time_exact or not per_unit.any())
+    _check_range(instance, "distance", worst_route)
 
     dims = instance.load_dimensions
     capacities = [vt.capacities for vt in types if vt.capacities is not None]

@@ -9,6 +9,7 @@ import pytest
 
 import rota
 from rota.problems.routing.io.vrplib import read_solution
+from rota.solvers.ortools import ORToolsSolver
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pyvrp"
 
@@ -112,5 +113,36 @@ def test_pyvrp_solves_it_and_the_evaluator_agrees(name: str):
         result.stats["distance_scale"] * result.stats["cost_scale"]
     )
     # PyVRP's own cost of the same routes: exact where the data scales to integers exactly
+    tolerance = 1e-12 if result.stats["scaling_exact"] else 1e-4
+    assert report.objective == pytest.approx(engine, rel=tolerance)
+
+
+ORTOOLS_REFUSES = {
+    "C201R0.25.vrp": "release times, reloads",
+    "OkSmallMultipleReloadDepots.txt": "reloads",
+    "OkSmallMultipleTrips.txt": "reloads",
+    "OkSmallReleaseTimes.txt": "release times",
+    "SmallVRPSPD.vrp": "deliveries from the depot together with pickups",
+    "X-n101-50-k13.vrp": "linehaul first",
+}
+
+
+@pytest.mark.parametrize("name", sorted(READABLE))
+def test_ortools_solves_what_it_models_and_the_evaluator_agrees(name: str):
+    instance = _read(name)
+    reason = ORToolsSolver().supports(instance)
+    if name in ORTOOLS_REFUSES:
+        assert reason is not None and ORTOOLS_REFUSES[name] in reason
+        return
+    assert reason is None
+    if instance.num_clients > 150:
+        pytest.skip("too large to solve in a unit test")
+    result = rota.solve(instance, solver="ortools", stop="time=2,iterations=300", seed=1)
+    assert result.status is rota.Status.FEASIBLE, result.stats
+    report = rota.evaluate(instance, result.solution)
+    assert report.feasible and report.objective == pytest.approx(result.objective, rel=1e-12)
+    engine = result.stats["engine_objective"] / (
+        result.stats["distance_scale"] * result.stats["cost_scale"]
+    )
     tolerance = 1e-12 if result.stats["scaling_exact"] else 1e-4
     assert report.objective == pytest.approx(engine, rel=tolerance)

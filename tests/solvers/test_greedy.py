@@ -12,12 +12,13 @@ from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.greedy import nearest_neighbour, savings
 
 from ..conftest import SHARED_INSTANCES
-from .conformance import SolverConformance, tiny_instance
+from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_instance
 
 
 class TestGreedyConformance(SolverConformance):
     solver = "greedy"
     time_limit = 0.2
+    supported_kinds = frozenset(TINY_KINDS) - FEATURE_KINDS
 
 
 def _line(num_clients: int, capacity: float, count: int | None) -> RoutingInstance:

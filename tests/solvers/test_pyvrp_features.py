@@ -89,7 +89,9 @@ def random_instance(rng: np.random.Generator) -> RoutingInstance:
         if rng.random() < 0.3:
             vt["max_duration"] = float(rng.integers(40, 200))
         if rng.random() < 0.3:
-            vt["unit_duration_cost"] = float(rng.integers(1, 3))
+            vt["unit_duration_cost"] = (
+                float(rng.integers(1, 5)) / 2
+            )  # halves: costs scaled past times
         if rng.random() < 0.3:
             vt["reload_depots"] = tuple(int(d) for d in depots)
             vt["max_reloads"] = int(rng.integers(1, 3))
@@ -186,4 +188,5 @@ def test_pyvrp_solutions_pass_the_evaluator_at_pyvrps_cost(seed: int) -> None:
         return
     report = rota.evaluate(instance, result.solution)
     assert report.feasible
-    assert report.objective == pytest.approx(result.stats["engine_objective"], abs=1e-9)
+    scale = result.stats["distance_scale"] * result.stats["cost_scale"]
+    assert report.objective == pytest.approx(result.stats["engine_objective"] / scale, abs=1e-9)

@@ -370,7 +370,8 @@ class RoutingInstance:
             for d in depots:
                 if np.any(array[d] != 0):
                     raise ValueError(f"depot {d} has {name} {array[d]}, expected 0")
-            set_(self, name, array)
+            # one load dimension is always (n,), as single-load code expects
+            set_(self, name, array[:, 0] if array.ndim == 2 and array.shape[1] == 1 else array)
         for name in ("service_time", "release_time", "prize"):
             value = getattr(self, name)
             if value is None and name != "service_time":
