@@ -545,7 +545,12 @@ def data_city(
 @handles_errors
 def generate(
     problem: Annotated[
-        str, typer.Option(help="atsp, acvrp, acvrptw (with --city); tsp, cvrp, vrptw.")
+        str,
+        typer.Option(
+            help="atsp, acvrp, acvrptw (with --city); tsp, cvrp, vrptw; with routing features: "
+            "vrptw-release (release times), mtvrp (multi-trip), pcvrp (prize-collecting), "
+            "vrpspd (simultaneous pickup and delivery), pdp (paired pickup and delivery)."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output set (.jsonl).")],
     nodes: Annotated[int, typer.Option(help="Clients per instance (cities for a TSP).")] = 100,

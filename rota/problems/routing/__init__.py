@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from rota.problems.base import Problem, Sense
-from rota.problems.routing.evaluation import Evaluation, RouteReport, evaluate, schedule
+from rota.problems.routing.evaluation import (
+    Evaluation,
+    RouteReport,
+    check_route,
+    evaluate,
+    schedule,
+)
 from rota.problems.routing.io import json as routing_json
 from rota.problems.routing.io import read_text, text_format, vrplib
 from rota.problems.routing.model import (
@@ -142,6 +148,6 @@ ROUTING = RoutingProblem()
 
 __all__ = [
     "FEATURES", "ROUTING", "TOLERANCE", "ClientGroup", "Evaluation", "Route", "RouteReport",
-    "RoutingInstance", "RoutingProblem", "RoutingSolution", "Shipment", "VehicleType", "evaluate",
-    "schedule",
+    "RoutingInstance", "RoutingProblem", "RoutingSolution", "Shipment", "VehicleType",
+    "check_route", "evaluate", "schedule",
 ]  # fmt: skip

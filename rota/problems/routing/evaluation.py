@@ -301,6 +301,20 @@ def _shipment_violations(
             )
 
 
+def check_route(instance: RoutingInstance, route: Route) -> tuple[RouteReport, list[Violation]]:
+    """One route's schedule and what it breaks on its own: load, windows, distance,
+    duration, reloads, the clients its vehicle may serve, backhaul order.
+
+    What only a whole plan can break (unvisited or repeated clients, groups,
+    shipments, fleet size) is left to :func:`evaluate`. The route's vehicle
+    type must exist.
+    """
+    report = schedule(instance, route)
+    violations: list[Violation] = []
+    _route_violations(instance, 0, report, violations)
+    return report, violations
+
+
 def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation:
     """Objective of ``solution`` in the instance's units, and every violation.
 
