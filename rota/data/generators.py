@@ -477,11 +477,7 @@ def _variant(
     if problem == "vrptw-release":
         windows, service, horizon = _time_windows(rng, distance, integer, options)
         metadata.update(service_time=float(service[1]), horizon=float(horizon))
-        # Leaving at the release time must still reach the client within its window.
-        latest = np.maximum(windows[:, 1] - distance[0], 0.0)
-        release = rng.uniform(0.0, 1.0, size=n) * latest
-        release = np.floor(release) if integer else release
-        release[0] = 0.0
+        release = release_times(rng, windows, distance, service, integer)
         return RoutingInstance(
             vehicle_types=vehicles, demand=demand, time_windows=windows, service_time=service,
             release_time=release, metadata=metadata, **fields,
@@ -518,6 +514,26 @@ def _variant(
         vehicle_types=vehicles, demand=np.zeros(n), pickup=lone, shipments=shipments,
         metadata=metadata, **fields,
     )  # fmt: skip
+
+
+def release_times(
+    rng: np.random.Generator,
+    windows: np.ndarray,
+    travel: np.ndarray,
+    service: np.ndarray,
+    integer: bool,
+    depot: int = 0,
+) -> np.ndarray:
+    """Release times uniform up to each client's last feasible departure from ``depot``.
+
+    A vehicle leaving at the release time still reaches the client within its
+    window, so one route per client stays feasible. Whole units when ``integer``.
+    """
+    latest = np.maximum(windows[:, 1] - service[depot] - travel[depot], 0.0)
+    release = rng.uniform(0.0, 1.0, size=len(latest)) * latest
+    release = np.floor(release) if integer else release
+    release[depot] = 0.0
+    return release
 
 
 def _time_windows(

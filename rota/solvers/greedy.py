@@ -45,7 +45,6 @@ from rota.problems.routing import (
 )
 from rota.solvers.base import ALL_CRITERIA, Result, Status, finish
 from rota.solvers.routing import RoutingCapabilities, check_capabilities
-from rota.solvers.scaling import uses_time
 from rota.solvers.stopping import Stop
 
 #: Nearest neighbours per client whose savings are considered in the first pass.
@@ -158,7 +157,7 @@ def construct(instance: RoutingInstance) -> tuple[list[Route] | None, str]:
 
 def _route(instance: RoutingInstance, clients: np.ndarray) -> tuple[list[Route] | None, str]:
     simple = set(instance.features) <= {"prizes", "groups"}
-    if len(instance.vehicle_types) == 1 and simple and not uses_time(instance):
+    if len(instance.vehicle_types) == 1 and simple and not instance.is_timed:
         routes = savings(instance, clients)
         if routes is not None:
             return routes, "savings"

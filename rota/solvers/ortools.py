@@ -25,7 +25,7 @@ import numpy as np
 from rota.problems.routing import FEATURES, Route, RoutingInstance, RoutingSolution, evaluate
 from rota.solvers.base import ALL_CRITERIA, RequiresModules, Result, Status, best_feasible, finish
 from rota.solvers.routing import RoutingCapabilities, check_capabilities
-from rota.solvers.scaling import ScaledInstance, scale_instance, scaling_refusal, uses_time
+from rota.solvers.scaling import ScaledInstance, scale_instance, scaling_refusal
 from rota.solvers.stopping import Stop
 
 #: OR-Tools' RoutingSearchStatus values, by number (``routing.status()``).
@@ -58,7 +58,7 @@ def fleet_size(instance: RoutingInstance, k: int) -> int:
     if vt.count is not None:
         return min(vt.count, n)
     single_capacity = vt.capacities is not None and len(vt.capacities) == 1 and vt.capacities[0] > 0
-    if not single_capacity or uses_time(instance) or "max_distance" in instance.features:
+    if not single_capacity or instance.is_timed or "max_distance" in instance.features:
         return n
     load = float(instance.deliveries.sum() + instance.pickups.sum())
     load += sum(float(np.sum(s.amounts)) for s in instance.shipments)
@@ -112,7 +112,12 @@ class ORToolsSolver(RequiresModules):
         scaled = scale_instance(instance)
         model = _Model(pywrapcp, instance, scaled)
         params = pywrapcp.DefaultRoutingSearchParameters()
-        params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
+        # Paired pickups and deliveries start from insertion, as OR-Tools advises: on
+        # generated PDP100 it halves the 1 s gap to PyVRP (PATH_CHEAPEST_ARC: 90-160 %).
+        first = "parallel_cheapest_insertion" if instance.shipments else "path_cheapest_arc"
+        params.first_solution_strategy = getattr(
+            routing_enums_pb2.FirstSolutionStrategy, first.upper()
+        )
         params.local_search_metaheuristic = (
             routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
         )
@@ -123,7 +128,7 @@ class ORToolsSolver(RequiresModules):
         start = best_feasible(instance, warm_start)
         if start is not None:
             initial = model.assignment(start[0].routes, params)
-            origin = "warm start" if initial is not None else "path_cheapest_arc (start rejected)"
+            origin = "warm start" if initial is not None else f"{first} (start rejected)"
         else:
             # PATH_CHEAPEST_ARC ignores how few vehicles of each type a mixed fleet
             # has: on X115-HVRP it finds no complete plan in 5 s, so such fleets
@@ -133,7 +138,7 @@ class ORToolsSolver(RequiresModules):
                 vt.count is not None for vt in instance.vehicle_types
             )
             initial = model.greedy_assignment(instance, params) if tight_mix else None
-            origin = "greedy" if initial is not None else "path_cheapest_arc"
+            origin = "greedy" if initial is not None else first
         if initial is None:
             assignment = model.routing.SolveWithParameters(params)
         else:

@@ -103,12 +103,6 @@ def _times(instance: RoutingInstance) -> list[np.ndarray]:
     return times
 
 
-def uses_time(instance: RoutingInstance) -> bool:
-    """Whether the engine needs travel and service times for this instance."""
-    timed = {"release_times", "max_duration", "duration_costs"}
-    return instance.has_time_windows or bool(timed & set(instance.features))
-
-
 @per_instance
 def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     """Scale ``instance`` to integers for PyVRP or OR-Tools (computed once per instance).
@@ -133,7 +127,7 @@ def scale_instance(instance: RoutingInstance) -> ScaledInstance:
     fixed = np.array([vt.fixed_cost for vt in types], dtype=np.float64)
     per_time = np.array([vt.unit_duration_cost for vt in types], dtype=np.float64)
     prize = instance.prize
-    timed = uses_time(instance)
+    timed = instance.is_timed
 
     distance_scale, distance_exact = integer_scale(instance.distance)
     cost_arrays = [unit, fixed] + ([prize] if prize is not None else [])

@@ -672,6 +672,12 @@ class RoutingInstance:
         return tuple(name for name in FEATURES if used[name])
 
     @property
+    def is_timed(self) -> bool:
+        """Whether times matter: time windows, release times, duration limits or costs."""
+        timed = {"release_times", "max_duration", "duration_costs"}
+        return self.has_time_windows or bool(timed & set(self.features))
+
+    @property
     def is_tsp(self) -> bool:
         """One uncapacitated vehicle visiting every client: a (A)TSP tour."""
         return (
