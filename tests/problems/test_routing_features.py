@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.image
 import numpy as np
 import pytest
 
+import rota
 from rota.problems import dumps_instance, instance_from_dict
 from rota.problems.routing import (
     ClientGroup,
@@ -17,6 +19,9 @@ from rota.problems.routing import (
     evaluate,
     schedule,
 )
+from rota.problems.routing.plot import plot_routes
+
+from ..solvers.conformance import tiny_instance
 
 #: Five locations on a line at 0, 1, 2, 3, 4: distance |i - j|.
 LINE = np.abs(np.subtract.outer(np.arange(5.0), np.arange(5.0)))
@@ -192,3 +197,12 @@ def test_every_feature_round_trips_through_json():
     for name in ("demand", "pickup", "release_time", "prize", "required"):
         np.testing.assert_array_equal(getattr(back, name), getattr(inst, name))
     assert back.features == inst.features
+
+
+def test_plots_draw_the_evaluators_paths_and_a_schedule(tmp_path):
+    for kind, width in (("end_depots", 960), ("reloads", 960), ("duration_costs", 1800)):
+        instance = tiny_instance(kind)
+        solution = rota.solve(instance, solver="pyvrp", time_limit=0.2, seed=1).solution
+        path = plot_routes(instance, solution, tmp_path / f"{kind}.png")
+        # timed instances get the schedule beside the map
+        assert matplotlib.image.imread(path).shape[1] == width, kind
