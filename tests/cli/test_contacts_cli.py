@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import rota
 from rota.bench import read_runs, run_bench
 from rota.bench.report import references
 from rota.cli.main import app
+from tests.cli.test_failures import _interrupt
 from tests.conftest import instance_file
 
 runner = CliRunner()
@@ -121,3 +123,18 @@ def test_bench_gaps_follow_the_maximising_sense(week: Path, tmp_path: Path):
     row = next(line for line in summary.summary_md.read_text().splitlines()
                if line.startswith("| greedy |"))  # fmt: skip
     assert f"| {100 * (cpsat - greedy) / cpsat:.2f} |" in row
+
+
+@pytest.mark.parametrize(("solver", "signum"), [("cpsat", signal.SIGINT), ("milp", signal.SIGTERM)])
+def test_a_signal_ends_a_contacts_solve_keeping_its_best(
+    week: Path, tmp_path: Path, solver, signum
+):
+    out = tmp_path / "result.json"
+    args = ["solve", str(week), "--solver", solver, "-t", "600", "--out", str(out)]
+    process, seconds, _ = _interrupt(args, signum, after=3.0)
+    stderr = process.stderr.read()
+    assert seconds < 4, (seconds, stderr)
+    assert process.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum], stderr
+    data = json.loads(out.read_text())
+    assert data["stats"]["stopped_by"] == "interrupted" and data["status"] == "feasible"
+    assert data["solution"]["tracks"]

@@ -317,6 +317,15 @@ def test_bad_satnet_weeks_give_one_line(tmp_path: Path, edit, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_file_of_several_weeks_is_refused(tmp_path: Path):
+    week = json.loads(instance_file("W10_2018_2days.json").read_text())["W10_2018"][:2]
+    path = tmp_path / "problems.json"
+    path.write_text(json.dumps({"W10_2018": week, "W11_2018": week}))
+    assert rota.problems.sniff(path) == "satnet"
+    with pytest.raises(FormatError, match="holds 2 keys; split it into one file per week"):
+        rota.read(path)
+
+
 def test_bad_maintenance_lines_are_named(tmp_path: Path):
     shutil.copy(instance_file("W10_2018_2days.json"), tmp_path / "W10_2018.json")
     (tmp_path / "W10_2018_maintenance.csv").write_text(

@@ -180,6 +180,12 @@ def test_milp_refuses_large_instances_with_the_reason():
         rota.solve(big, solver="milp", time_limit=1)
 
 
+def test_cpsat_refuses_more_options_than_it_builds(monkeypatch):
+    monkeypatch.setattr("rota.solvers.contacts.cpsat.MAX_OPTIONS", 10)
+    with pytest.raises(rota.UnsupportedInstanceError, match="candidate intervals \\(limit 10\\)"):
+        rota.solve(week_subset(), solver="cpsat", time_limit=1)
+
+
 def test_milp_with_highs():
     result = rota.solve(tiny(), solver="milp", time_limit=5, backend="highs")
     assert result.status is rota.Status.OPTIMAL and result.objective * 3600 == TINY_OPTIMUM

@@ -5,10 +5,13 @@ Model
 On the integer encoding (:mod:`rota.solvers.contacts.encoding`), one
 optional interval per option (request, resource, view-period stretch free of
 maintenance), present when its Boolean ``p`` is true, with a start ``s`` and
-a variable length ``l``: ``min_duration <= l <= duration`` and
-``s + l`` inside the option when present, ``l = 0`` when absent. Then:
+a variable length ``l``: ``min_duration * p <= l <= duration * p`` and
+``s + l`` inside the option. Then:
 
-* at most one present option per request;
+* at most one present option per request, and (redundant, for the LP
+  relaxation, which misses the links once presolve has turned them into
+  enforced constraints) the lengths of a request's options sum to at most
+  its duration;
 * per antenna, ``NoOverlap`` of the options that use it, each as the busy
   interval ``[s - setup, s + l + teardown)`` (an array's option is in the
   ``NoOverlap`` of each of its antennas); maintenance is already cut out of
@@ -23,6 +26,13 @@ and ``OPTIMAL`` claimed, only when the encoding is exact (times, and values
 for the ``value`` objective, integral at some power of ten up to 10**4);
 otherwise the model ran on safely rounded data and its proofs say nothing
 about the instance.
+
+Search
+------
+At least :data:`MIN_WORKERS` workers, for CP-SAT's full portfolio; models
+over :data:`LARGE_MODEL` options run without presolve, one worker per core.
+CP-SAT's upper bounds on the DSN weeks stay far above the schedules found
+(``benchmarks/contacts/summary.md``).
 
 Starts
 ------
@@ -58,11 +68,20 @@ from rota.solvers.cpsat import machine_workers
 from rota.solvers.scaling import integer_scale
 from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
 
-#: Fewest CP-SAT workers by default: with fewer, CP-SAT's portfolio leaves out the
-#: LP-based workers that tighten the bound (measured on generated instances of
-#: 100 and 200 requests: upper bound 4 % and 9 % lower at 20 s with 8 workers
-#: than with 2, on 2 cores); on fewer cores the workers share them.
+#: Fewest CP-SAT workers by default on models up to :data:`LARGE_MODEL`: with
+#: fewer, CP-SAT's portfolio leaves out the LP-based workers that tighten the
+#: bound (measured on generated instances of 100 and 200 requests: upper bound
+#: 4 % and 9 % lower at 20 s with 8 workers than with 2, on 2 cores); on fewer
+#: cores the workers share them.
 MIN_WORKERS = 8
+#: Options above which a model is large: CP-SAT then runs without presolve and
+#: with one worker per core. Presolve costs more than it gives there (on a
+#: generated week of 1,000 requests, 5,234 options, it took 4 s and the search
+#: after it found nothing better than the search without it, started at 0.3 s;
+#: at 5,000 requests, 27,018 options, it took the whole 15 s budget), and
+#: workers sharing cores stop late on such models (8 workers on 2 cores ran
+#: 10 s past a 15 s limit at 27,018 options, 2 workers 2 s).
+LARGE_MODEL = 4_000
 #: Largest number of options (candidate intervals) the model is built for:
 #: beyond it, building the model in Python alone takes most of a minute.
 MAX_OPTIONS = 300_000
@@ -76,7 +95,7 @@ class CPSATContacts(RequiresModules):
     ----------
     num_workers
         CP-SAT search workers; ``None`` uses every core this process may run on,
-        and at least :data:`MIN_WORKERS`.
+        and at least :data:`MIN_WORKERS` on models up to :data:`LARGE_MODEL` options.
     greedy_start
         Without a warm start, hint CP-SAT with the greedy schedule (and keep
         it if CP-SAT finds nothing better).
@@ -141,20 +160,25 @@ class CPSATContacts(RequiresModules):
         model = _Model(cp_model, instance, enc)
         if hint is not None:
             model.hint(enc.placements(instance, hint))
+        built = stop.elapsed  # encoding, greedy start and model, before the engine starts
 
         solver = cp_model.CpSolver()
         params = solver.parameters
         params.max_time_in_seconds = max(0.01, min(stop.remaining - 0.05, MAX_ENGINE_SECONDS))
-        params.num_workers = self.num_workers or max(MIN_WORKERS, machine_workers())
+        large = len(enc.options) > LARGE_MODEL
+        params.num_workers = self.num_workers or (
+            machine_workers() if large else max(MIN_WORKERS, machine_workers())
+        )
         params.random_seed = seed % 2_147_483_647
         params.log_search_progress = False
+        params.cp_model_presolve = not large
         # rota.signals decides what a Ctrl+C means; CP-SAT's own handler would
         # end this solve quietly and let a list of solves go on to the next one
         params.catch_sigint_signal = False
         callback = _stop_callback(cp_model, stop, model.factor)
         with signals.on_interrupt(solver.stop_search):
             code = solver.solve(model.model, callback)
-        return self._result(instance, stop, seed, cp_model, solver, code, model, fallback)
+        return self._result(instance, stop, seed, cp_model, solver, code, model, fallback, built)
 
     def _result(
         self,
@@ -166,11 +190,14 @@ class CPSATContacts(RequiresModules):
         code: Any,
         model: _Model,
         fallback: ContactSolution | None,
+        built: float,
     ) -> Result:
         stats: dict[str, Any] = {
             "cpsat_status": solver.status_name(code),
             "num_workers": solver.parameters.num_workers,
+            "presolve": solver.parameters.cp_model_presolve,
             "options": len(model.enc.options),
+            "engine_started": built,
             "time_scale": model.enc.scale,
             "proofs_valid": model.proofs_valid,
             "wall_time": solver.wall_time,
@@ -315,4 +342,4 @@ class _Model:
         )
 
 
-__all__ = ["MAX_OPTIONS", "MIN_WORKERS", "CPSATContacts"]
+__all__ = ["LARGE_MODEL", "MAX_OPTIONS", "MIN_WORKERS", "CPSATContacts"]

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,9 @@ MAX_PAIRS = 50_000
 MAX_BIG_M = 400_000
 #: Relative tolerance by which a bound on a non-integral objective is raised.
 _BOUND_TOL = 1e-6
+#: Handing the model to a backend costs about this many times building it
+#: (CBC: an MPS file written, then the solution read back), as in the routing MILP.
+_HANDOVER = {"cbc": 2.0, "highs": 1.5}
 _OPTION_NAMES = ("backend", "greedy_start", "threads")
 
 
@@ -212,25 +216,35 @@ class MILPContacts:
             start = best[0]
         else:
             start = construct(instance, enc) if self.greedy_start else None
+        began = time.perf_counter()
         model = _Model(instance, enc, order_pairs(enc))
         if start is not None:
             model.start(enc.placements(instance, start))
+        build = time.perf_counter() - began
+        stats: dict[str, Any] = {
+            "backend": self.backend,
+            "options": len(enc.options),
+            "order_binaries": len(model.pairs),
+            "build_seconds": build,
+        }
+        common = {"solver": self.name, "seed": seed, "stop": stop}
+        # the engine's limit leaves time to hand the model over and read the answer back
+        limit = min(stop.remaining - _HANDOVER[self.backend] * build - 0.05, MAX_ENGINE_SECONDS)
+        if limit < 0.05:
+            stats["backend_detail"] = "no time left to run the MIP after building it"
+            stop(objective_of(instance, start) if start is not None else None)
+            if start is None:
+                return finish(instance, None, Status.NO_SOLUTION, stats=stats, **common)
+            stats["solution_from"] = "start (no time left for the MIP)"
+            return finish(instance, start, Status.FEASIBLE, stats=stats, **common)
         backend_seed = seed % 2_147_483_646 + 1  # CBC reads 0 as "seed from the clock"
-        limit = max(0.01, min(stop.remaining - 0.05, MAX_ENGINE_SECONDS))
         with tempfile.TemporaryDirectory(prefix="rota-milp-") as workdir:
             if self.backend == "cbc":
                 runner: Any = CBCRunner(self.threads, backend_seed, workdir)
             else:
                 runner = HiGHSRunner(self.threads, backend_seed)
             outcome = runner.run(model.form, mip=True, time_limit=limit, warm=start is not None)
-
-        stats: dict[str, Any] = {
-            "backend": self.backend,
-            "backend_detail": outcome.detail,
-            "options": len(enc.options),
-            "order_binaries": len(model.pairs),
-        }
-        common = {"solver": self.name, "seed": seed, "stop": stop}
+        stats["backend_detail"] = outcome.detail
         bound = None
         if outcome.bound is not None and math.isfinite(outcome.bound) and enc.exact:
             upper = -outcome.bound / model.factor
