@@ -6,6 +6,7 @@ import itertools
 import math
 import time
 
+import numpy as np
 import pytest
 
 import rota
@@ -19,7 +20,7 @@ from rota.problems.contacts import (
     Track,
     evaluate,
 )
-from rota.solvers.contacts.encoding import encode
+from rota.solvers.contacts.encoding import compulsory_cliques, encode
 from rota.solvers.contacts.milp import MAX_OPTIONS
 from tests.conftest import instance_file
 from tests.problems.contacts_cases import TINY_GREEDY, TINY_OPTIMUM, network, tiny
@@ -223,3 +224,49 @@ def test_solver_options_are_checked():
     started = time.perf_counter()
     result = rota.solve(tiny(), solver="cpsat", num_workers=1, greedy_start=False, time_limit=5)
     assert result.status is rota.Status.OPTIMAL and time.perf_counter() - started < 5
+
+
+def random_tiny(seed: int) -> ContactInstance:
+    """Three or four requests on two antennas (and their array), integral seconds up to 14."""
+    rng = np.random.default_rng(seed)
+    requests = []
+    for k in range(int(rng.integers(3, 5))):
+        duration = int(rng.integers(2, 5))
+        minimum = int(rng.integers(1, duration + 1))
+        resources = []
+        for antennas in (("A",), ("B",), ("A", "B")):
+            if rng.random() < 0.6:
+                a = int(rng.integers(0, 9))
+                resources.append(Resource(antennas, ((a, a + int(rng.integers(duration, 7))),)))
+        requests.append(
+            Request(f"r{k}", f"m{int(rng.integers(2))}", duration, minimum, (0, 15),
+                    tuple(resources) or (Resource(("A",), ((0, 15),)),),
+                    setup=int(rng.integers(0, 2)), teardown=int(rng.integers(0, 2)))
+        )  # fmt: skip
+    maintenance = ((int(rng.integers(0, 12)), 15),) if rng.random() < 0.5 else ()
+    return ContactInstance((Antenna("A"), Antenna("B", maintenance=maintenance)),
+                           tuple(requests), mode_switch=int(rng.integers(0, 2)))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4, 21])  # 21: no request fits anywhere
+def test_cpsat_and_milp_prove_brute_forced_optima_of_random_tiny_instances(seed):
+    inst = random_tiny(seed)
+    optimum = brute_force(inst)
+    for solver in ("cpsat", "milp"):
+        result = rota.solve(inst, solver=solver, time_limit=10)
+        assert result.status is rota.Status.OPTIMAL, (solver, result.stats)
+        assert result.objective == pytest.approx(optimum, abs=1e-12), solver
+
+
+def test_compulsory_parts_exclude_each_other():
+    inst = ContactInstance(
+        (Antenna("A"),),
+        (
+            Request("r1", "m1", 4, 4, (0, 20), (Resource(("A",), ((0, 5),)),), teardown=1),
+            Request("r2", "m2", 3, 3, (0, 20), (Resource(("A",), ((5, 8),)),), setup=1),
+            Request("r3", "m3", 2, 2, (0, 20), (Resource(("A",), ((10, 20),)),)),
+        ),
+    )
+    # r1's antenna is surely busy over [1, 5) with its teardown, r2's over [4, 8) with its setup
+    assert compulsory_cliques(encode(inst)) == [[0, 1]]
+    assert rota.solve(inst, solver="cpsat", time_limit=5).evaluation.satisfied == 2

@@ -17,6 +17,10 @@ a variable length ``l``: ``min_duration * p <= l <= duration * p`` and
   ``NoOverlap`` of each of its antennas); maintenance is already cut out of
   the options by the encoding, which is tighter than fixed intervals here;
 * per spacecraft, ``NoOverlap`` of ``[s, s + l + mode_switch)``;
+* (redundant) at most one option of each set whose compulsory parts meet
+  (:func:`~rota.solvers.contacts.encoding.compulsory_cliques`): on the
+  orbit-derived Iridium day they lowered the upper bound at 30 s from 114.1
+  to 96.4 hours (88.1 scheduled), on DSN week 10 from 1,190 to 1,143;
 * maximise ``sum l`` (hours) or ``sum value * p`` (values scaled to integers).
 
 Proofs and bounds
@@ -62,8 +66,8 @@ from rota.solvers.base import (
     finish,
     reconfigured,
 )
-from rota.solvers.contacts.encoding import Encoding, encode
-from rota.solvers.contacts.greedy import construct, objective_of
+from rota.solvers.contacts.encoding import Encoding, compulsory_cliques, encode
+from rota.solvers.contacts.greedy import construct, improves, objective_of
 from rota.solvers.cpsat import machine_workers
 from rota.solvers.scaling import integer_scale
 from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
@@ -227,7 +231,7 @@ class CPSATContacts(RequiresModules):
                 stats["error"] = f"cpsat objective {engine} differs from the schedule's {objective}"
                 return finish(instance, solution, Status.ERROR, bound=bound, stats=stats, **common)
         if fallback is not None and (
-            solution is None or objective_of(instance, fallback) > objective
+            solution is None or improves(objective_of(instance, fallback), objective)
         ):
             stats["solution_from"] = "start (CP-SAT found nothing better)"
             solution = fallback
@@ -300,6 +304,8 @@ class _Model:
                 # redundant, but presolve turns the per-option links into enforced
                 # constraints the LP relaxation misses: without it the bound is loose
                 model.add(sum(self.length[o] for o in options) <= enc.duration[r])
+        for clique in compulsory_cliques(enc):  # redundant, but CP-SAT's LP misses them
+            model.add_at_most_one(self.present[o] for o in clique)
         for intervals in per_antenna:
             if len(intervals) > 1:
                 model.add_no_overlap(intervals)

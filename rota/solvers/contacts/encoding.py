@@ -111,6 +111,55 @@ class Encoding:
         return found
 
 
+def _maximal_cliques(parts: list[tuple[int, int, int]]) -> list[list[int]]:
+    """Maximal sets of ``(start, end, option)`` half-open intervals sharing a point."""
+    events = sorted([(a, 1, o) for a, _, o in parts] + [(b, 0, o) for _, b, o in parts])
+    found, active, grew = [], set(), False
+    for _, starts, o in events:  # at one time, ends (0) before starts: half-open intervals
+        if starts:
+            active.add(o)
+            grew = True
+            continue
+        if grew and len(active) > 1:
+            found.append(sorted(active))
+        grew = False
+        active.discard(o)
+    return found
+
+
+def compulsory_cliques(enc: Encoding) -> list[list[int]]:
+    """Sets of options of which at most one can be used: their compulsory parts meet.
+
+    Whatever its start and length, a used option's track covers
+    ``[hi - min_duration, lo + min_duration)`` when that is not empty, its
+    antennas are busy over ``[hi - min_duration - setup, lo + min_duration +
+    teardown)`` and its spacecraft over the track plus the mode switch. Options
+    of different requests whose compulsory parts meet on a shared antenna or
+    spacecraft exclude each other; only sets with two requests or more are
+    returned (one request's options exclude each other already). They tighten
+    the relaxations a great deal where view periods are barely longer than the
+    tracks (LEO passes).
+    """
+    per_antenna: dict[int, list[tuple[int, int, int]]] = {}
+    per_craft: dict[int, list[tuple[int, int, int]]] = {}
+    for o, option in enumerate(enc.options):
+        r = option.request
+        shortest = enc.min_duration[r]
+        b0, b1 = option.hi - shortest - enc.setup[r], option.lo + shortest + enc.teardown[r]
+        if b0 < b1:
+            for a in option.antennas:
+                per_antenna.setdefault(a, []).append((b0, b1, o))
+        t0, t1 = option.hi - shortest, option.lo + shortest + enc.mode_switch
+        if t0 < t1:
+            per_craft.setdefault(enc.craft[r], []).append((t0, t1, o))
+    cliques = []
+    for group in (*per_antenna.values(), *per_craft.values()):
+        for clique in _maximal_cliques(group):
+            if len({enc.options[o].request for o in clique}) > 1:
+                cliques.append(clique)
+    return cliques
+
+
 def _subtract(
     lo: int, hi: int, holes: list[tuple[int, int]], shortest: int
 ) -> list[tuple[int, int]]:
@@ -196,4 +245,4 @@ def encode(instance: ContactInstance) -> Encoding:
     return enc
 
 
-__all__ = ["MAX_SCALED", "Encoding", "Option", "encode"]
+__all__ = ["MAX_SCALED", "Encoding", "Option", "compulsory_cliques", "encode"]

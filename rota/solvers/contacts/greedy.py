@@ -154,6 +154,11 @@ def objective_of(instance: ContactInstance, solution: ContactSolution) -> float:
     return sum(instance.requests[index[t.request]].value for t in solution.tracks)
 
 
+def improves(a: float, b: float) -> bool:
+    """Whether objective ``a`` beats ``b`` by more than the float noise of summing tracks."""
+    return a > b + 1e-9 * max(1.0, abs(b))
+
+
 class GreedyContacts:
     """Priority order, longest feasible track, earliest fit; see the module docstring."""
 
@@ -191,4 +196,7 @@ class GreedyContacts:
         )  # fmt: skip
 
 
-__all__ = ["GreedyContacts", "Schedule", "Timeline", "construct", "objective_of", "priority_order"]
+__all__ = [
+    "GreedyContacts", "Schedule", "Timeline", "construct", "improves", "objective_of",
+    "priority_order",
+]  # fmt: skip

@@ -17,8 +17,10 @@ busy ranges, or one spacecraft with overlapping windows), one order binary
 where ``gap(o, o')`` is ``teardown(o) + setup(o')`` on a shared antenna and
 the mode-switch time on a shared spacecraft (the larger when both), and each
 ``M`` is the largest value its left side can reach, so it is as tight as the
-windows allow. A pair whose windows force one order needs no binary. The
-objective is the hours (``sum l``) or the value (``sum value x``).
+windows allow. A pair whose windows force one order needs no binary. Sets
+of options whose compulsory parts meet get ``sum x <= 1``
+(:func:`~rota.solvers.contacts.encoding.compulsory_cliques`). The objective
+is the hours (``sum l``) or the value (``sum value x``).
 
 Exactness
 ---------
@@ -48,8 +50,8 @@ from typing import Any
 from rota.errors import UnsupportedInstanceError
 from rota.problems.contacts import ContactInstance, ContactSolution
 from rota.solvers.base import Capabilities, Result, Status, best_feasible, finish, reconfigured
-from rota.solvers.contacts.encoding import Encoding, encode
-from rota.solvers.contacts.greedy import construct, objective_of
+from rota.solvers.contacts.encoding import Encoding, compulsory_cliques, encode
+from rota.solvers.contacts.greedy import construct, improves, objective_of
 from rota.solvers.milp import BACKENDS, MILPSolver
 from rota.solvers.milp.backends import CBCRunner, HiGHSRunner, load_pulp
 from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
@@ -211,6 +213,12 @@ class MILPContacts:
         if not load_pulp():
             raise UnsupportedInstanceError("solver 'milp' is not installed: PuLP does not import")
         enc = encode(instance)
+        if not enc.options:  # no request fits anywhere: the empty schedule is optimal
+            stop(0.0)
+            return finish(
+                instance, ContactSolution(), Status.OPTIMAL, solver=self.name, seed=seed,
+                stop=stop, bound=0.0, stats={"options": 0},
+            )  # fmt: skip
         best = best_feasible(instance, warm_start)
         if best is not None:
             start = best[0]
@@ -257,7 +265,9 @@ class MILPContacts:
         objective = objective_of(instance, solution) if solution is not None else -math.inf
         stop(objective if solution is not None else None)
         status = Status.OPTIMAL if outcome.status == "optimal" and enc.exact else Status.FEASIBLE
-        if start is not None and objective_of(instance, start) > objective:
+        if start is not None and (
+            solution is None or improves(objective_of(instance, start), objective)
+        ):
             solution, objective = start, objective_of(instance, start)
             stats["solution_from"] = f"start ({self.backend}: {outcome.detail})"
             status = Status.FEASIBLE
@@ -299,6 +309,8 @@ class _Model:
         for options in enc.by_request:
             if len(options) > 1:
                 prob += pulp.lpSum(self.x[o] for o in options) <= 1
+        for clique in compulsory_cliques(enc):  # valid cuts the big-M relaxation misses
+            prob += pulp.lpSum(self.x[o] for o in clique) <= 1
         self.y = []
         for k, pair in enumerate(pairs):
             o, p = pair.first, pair.second
