@@ -21,6 +21,7 @@ from rota.problems.contacts import (
     evaluate,
 )
 from rota.solvers.contacts.encoding import compulsory_cliques, encode
+from rota.solvers.contacts.greedy import longest_tracks_bound
 from rota.solvers.contacts.milp import MAX_OPTIONS
 from tests.conftest import instance_file
 from tests.problems.contacts_cases import TINY_GREEDY, TINY_OPTIMUM, network, tiny
@@ -270,3 +271,13 @@ def test_compulsory_parts_exclude_each_other():
     # r1's antenna is surely busy over [1, 5) with its teardown, r2's over [4, 8) with its setup
     assert compulsory_cliques(encode(inst)) == [[0, 1]]
     assert rota.solve(inst, solver="cpsat", time_limit=5).evaluation.satisfied == 2
+
+
+def test_the_bound_is_never_above_every_request_at_its_longest():
+    inst = week_subset()
+    ceiling = longest_tracks_bound(inst, encode(inst))
+    assert ceiling < inst.requested_hours  # some view periods are shorter than the request
+    quick = rota.solve(inst, solver="cpsat", time_limit=0.05, greedy_start=False)
+    assert quick.bound == pytest.approx(ceiling) and quick.stats["bound_from"] == "longest tracks"
+    longer = rota.solve(inst, solver="cpsat", time_limit=1)
+    assert longer.objective <= longer.bound <= ceiling + 1e-9

@@ -29,7 +29,9 @@ The family maximises, so CP-SAT's bound is an *upper* bound. It is reported,
 and ``OPTIMAL`` claimed, only when the encoding is exact (times, and values
 for the ``value`` objective, integral at some power of ten up to 10**4);
 otherwise the model ran on safely rounded data and its proofs say nothing
-about the instance.
+about the instance. When every request's longest possible track gives a
+lower bound than CP-SAT's (or CP-SAT ends before proving one), that one is
+reported, with ``stats["bound_from"] = "longest tracks"``.
 
 Search
 ------
@@ -67,7 +69,12 @@ from rota.solvers.base import (
     reconfigured,
 )
 from rota.solvers.contacts.encoding import Encoding, compulsory_cliques, encode
-from rota.solvers.contacts.greedy import construct, improves, objective_of
+from rota.solvers.contacts.greedy import (
+    construct,
+    improves,
+    longest_tracks_bound,
+    objective_of,
+)
 from rota.solvers.cpsat import machine_workers
 from rota.solvers.scaling import integer_scale
 from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
@@ -218,6 +225,10 @@ class CPSATContacts(RequiresModules):
             if math.isfinite(raw):
                 # the objective is integral, so the upper bound rounds down
                 bound = math.floor(raw + 1e-6) / model.factor
+        ceiling = longest_tracks_bound(instance, model.enc)
+        if ceiling is not None and (bound is None or ceiling < bound):
+            bound = ceiling
+            stats["bound_from"] = "longest tracks"
 
         solution = None
         objective = -math.inf

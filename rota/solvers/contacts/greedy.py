@@ -154,6 +154,20 @@ def objective_of(instance: ContactInstance, solution: ContactSolution) -> float:
     return sum(instance.requests[index[t.request]].value for t in solution.tracks)
 
 
+def longest_tracks_bound(instance: ContactInstance, enc: Encoding) -> float | None:
+    """An upper bound with no search: every request served by its longest possible track.
+
+    (With the ``value`` objective: every request that has an option.) ``None``
+    when the encoding rounded times, since the true tracks may then be longer.
+    """
+    if not enc.exact:
+        return None
+    if instance.objective == "hours":
+        longest = [max((enc.max_length(o) for o in opts), default=0) for opts in enc.by_request]
+        return sum(longest) / enc.scale / 3600
+    return sum(instance.requests[r].value for r, opts in enumerate(enc.by_request) if opts)
+
+
 def improves(a: float, b: float) -> bool:
     """Whether objective ``a`` beats ``b`` by more than the float noise of summing tracks."""
     return a > b + 1e-9 * max(1.0, abs(b))
@@ -197,6 +211,6 @@ class GreedyContacts:
 
 
 __all__ = [
-    "GreedyContacts", "Schedule", "Timeline", "construct", "improves", "objective_of",
-    "priority_order",
+    "GreedyContacts", "Schedule", "Timeline", "construct", "improves", "longest_tracks_bound",
+    "objective_of", "priority_order",
 ]  # fmt: skip

@@ -33,7 +33,8 @@ instances are refused with the reason (use ``cpsat`` or ``greedy``).
 Statuses follow :mod:`rota.solvers.milp`: CBC's log and the solution status
 are read, never PuLP's problem status, and a run stopped by its time limit
 is never ``OPTIMAL``. The model minimises the negated objective, so the
-backends' lower bound is the upper bound reported here. The best feasible
+backends' lower bound is the upper bound reported here (or every request's
+longest possible track, when that is lower). The best feasible
 warm start, else the greedy schedule (``greedy_start``), is the MIP start,
 and is returned if the backend ends without a better schedule. One MIP solve
 is the only iteration, so the time limit is the only criterion honoured.
@@ -51,7 +52,12 @@ from rota.errors import UnsupportedInstanceError
 from rota.problems.contacts import ContactInstance, ContactSolution
 from rota.solvers.base import Capabilities, Result, Status, best_feasible, finish, reconfigured
 from rota.solvers.contacts.encoding import Encoding, compulsory_cliques, encode
-from rota.solvers.contacts.greedy import construct, improves, objective_of
+from rota.solvers.contacts.greedy import (
+    construct,
+    improves,
+    longest_tracks_bound,
+    objective_of,
+)
 from rota.solvers.milp import BACKENDS, MILPSolver
 from rota.solvers.milp.backends import CBCRunner, HiGHSRunner, load_pulp
 from rota.solvers.stopping import MAX_ENGINE_SECONDS, Stop
@@ -261,6 +267,10 @@ class MILPContacts:
             else:
                 upper += _BOUND_TOL * max(1.0, abs(upper))
             bound = upper
+        ceiling = longest_tracks_bound(instance, enc)
+        if ceiling is not None and (bound is None or ceiling < bound):
+            bound = ceiling
+            stats["bound_from"] = "longest tracks"
         solution = model.decode() if outcome.has_values else None
         objective = objective_of(instance, solution) if solution is not None else -math.inf
         stop(objective if solution is not None else None)
