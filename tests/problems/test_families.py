@@ -54,7 +54,7 @@ def test_read_evaluate_and_describe_by_the_format_tag(knap: Path):
     report = rota.evaluate(inst, KnapsackSolution((0, 1, 2)))
     assert report.objective == 22 and [v.kind for v in report.violations] == ["capacity"]
     assert [i.name for i in rota.list_solvers(inst)] == ["greedy", "dp"]
-    assert {i.problem for i in rota.list_solvers()} == {"routing", "knapsack"}
+    assert {i.problem for i in rota.list_solvers()} == {"routing", "contacts", "knapsack"}
 
 
 def test_a_solver_name_is_resolved_in_the_instance_family(knap: Path):
