@@ -328,7 +328,7 @@ def solve(
             raise fail(f"no solution to write ({results[0].status.value})", EXIT_NO_SOLUTION)
     if plot is not None and results[0].solution is not None:
         inst, result = instances[0], results[0]
-        title = f"{inst.name}: {result.solver}, cost {_format(result.objective)}"
+        title = f"{inst.name}: {result.solver}, objective {_format(result.objective)}"
         written.append(problem.plot(inst, result.solution, plot, title))
     for path in written:
         console.print(f"wrote {path}")
@@ -501,7 +501,8 @@ def bench(
 
 
 data_app = typer.Typer(
-    help="Build data sets: road networks from OpenStreetMap, MoE placement instances."
+    help="Build data sets: road networks from OpenStreetMap, satellite contacts from orbits, "
+    "random contact-scheduling instances, MoE placement instances."
 )
 app.add_typer(data_app, name="data")
 
@@ -645,11 +646,123 @@ def data_placement(
             console.print(f"wrote {path}")
 
 
+def _print_figures(title: str, figures: dict[str, Any]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _contact_figures(instance: Any) -> dict[str, Any]:
+    return {
+        "requests": instance.num_requests,
+        "missions": len(instance.missions),
+        "antennas": len(instance.antennas),
+        "stations": len({a.station or a.name for a in instance.antennas}),
+        "hours requested": round(instance.requested_hours, 2),
+        "objective": instance.objective,
+    }
+
+
+def _check_instance_out(out: Path, inputs: list[Path]) -> None:
+    if out.suffix not in (".json", ".jsonl"):
+        raise ValueError(
+            f"--out {out}: an instance is written as .json or .jsonl, got {out.suffix!r}"
+        )
+    check_outputs({"--out": out}, inputs)
+
+
+@data_app.command("satellites")
+@handles_errors
+def data_satellites(
+    tle: Annotated[
+        Path | None, typer.Option(help="Two-line element sets; default: rota's Iridium 2023-300.")
+    ] = None,
+    stations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Stations CSV (name, latitude_deg, longitude_deg, altitude_m, antennas)."
+        ),
+    ] = None,
+    hours: Annotated[float, typer.Option(help="Length of the horizon.")] = 24.0,
+    min_elevation: Annotated[float, typer.Option(help="Elevation mask, degrees.")] = 10.0,
+    start: Annotated[
+        str | None,
+        typer.Option(help="UTC start, ISO 8601 (default: the latest TLE epoch, to the minute)."),
+    ] = None,
+    every: Annotated[float, typer.Option(help="Hours between a satellite's requests.")] = 1.0,
+    track_minutes: Annotated[float, typer.Option(help="Requested track length.")] = 10.0,
+    min_track_minutes: Annotated[float, typer.Option(help="Shortest acceptable track.")] = 5.0,
+    setup_minutes: Annotated[float, typer.Option(help="Antenna time before a track.")] = 5.0,
+    teardown_minutes: Annotated[float, typer.Option(help="Antenna time after a track.")] = 2.0,
+    out: Annotated[Path | None, typer.Option(help="Write the instance (.json).")] = None,
+) -> None:
+    """Visibility windows by SGP4 (offline) from TLEs and stations: a contacts instance."""
+    import datetime as dt
+
+    from rota.data.orbits import satellite_instance
+    from rota.problems import write_instance
+
+    if out is not None:
+        _check_instance_out(out, [p for p in (tle, stations) if p is not None])
+    begin = None
+    if start is not None:
+        try:
+            begin = dt.datetime.fromisoformat(start)
+        except ValueError:
+            raise ValueError(f"--start {start!r} is not an ISO 8601 time") from None
+    instance = satellite_instance(
+        tle, stations, hours=hours, min_elevation=min_elevation, start=begin, every=every,
+        track_minutes=track_minutes, min_track_minutes=min_track_minutes,
+        setup_minutes=setup_minutes, teardown_minutes=teardown_minutes,
+    )  # fmt: skip
+    if out is not None:
+        write_instance(instance, out)
+        console.print(f"wrote {out}")
+    meta = instance.metadata
+    figures = {
+        "start (UTC)": meta["start_utc"], "passes": meta["passes"],
+        "windows without a pass": meta["requests_without_pass"], **_contact_figures(instance),
+    }  # fmt: skip
+    _print_figures(f"satellites {instance.name}", figures)
+
+
+@data_app.command("contacts")
+@handles_errors
+def data_contacts(
+    requests: Annotated[int, typer.Option(help="Requests, 50 to 5000.")] = 200,
+    seed: Annotated[
+        int, typer.Option(help="Seed; the same command and seed give the same file.")
+    ] = 0,
+    days: Annotated[int, typer.Option(help="Days in the horizon.")] = 7,
+    objective: Annotated[str, typer.Option(help="hours or value.")] = "hours",
+    out: Annotated[Path | None, typer.Option(help="Write the instance (.json).")] = None,
+) -> None:
+    """A seeded random contact-scheduling instance (DSN-like), for scaling studies."""
+    from rota.data.contacts import generate_contacts
+    from rota.problems import write_instance
+
+    if out is not None:
+        _check_instance_out(out, [])
+    instance = generate_contacts(requests, seed, days=days, objective=objective)
+    if out is not None:
+        write_instance(instance, out)
+        console.print(f"wrote {out}")
+    _print_figures(f"contacts {instance.name}", _contact_figures(instance))
+
+
 @app.command()
 @handles_errors
 def generate(
     problem: Annotated[
-        str, typer.Option(help="atsp, acvrp, acvrptw (with --city); tsp, cvrp, vrptw.")
+        str,
+        typer.Option(
+            help="atsp, acvrp, acvrptw (with --city); tsp, cvrp, vrptw; with routing features: "
+            "vrptw-release (release times), mtvrp (multi-trip), pcvrp (prize-collecting), "
+            "vrpspd (simultaneous pickup and delivery), pdp (paired pickup and delivery)."
+        ),
     ],
     out: Annotated[Path, typer.Option(help="Output set (.jsonl).")],
     nodes: Annotated[int, typer.Option(help="Clients per instance (cities for a TSP).")] = 100,

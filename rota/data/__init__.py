@@ -23,6 +23,7 @@ from rota.data.generators import (
     area_points,
     default_capacity,
     generate,
+    release_times,
     write_set,
 )
 from rota.data.osm import helsinki_pbf, read_osm, road_graph
@@ -30,5 +31,5 @@ from rota.data.osm import helsinki_pbf, read_osm, road_graph
 __all__ = [
     "AREAS", "CITY_PROBLEMS", "DISTRIBUTIONS", "SYNTHETIC_PROBLEMS", "City", "area_points",
     "build_city", "city_summary", "default_capacity", "generate", "helsinki_pbf", "read_osm",
-    "road_graph", "write_set",
+    "release_times", "road_graph", "write_set",
 ]  # fmt: skip

@@ -34,6 +34,25 @@ The depot is always uniform. Demands are uniform integers in ``1..9`` and the
 capacity follows :func:`default_capacity` (Nazari et al. 2018, Kool et al.
 2019) unless ``capacity`` is given; the fleet is unlimited.
 
+Variants with routing features (synthetic, on the ``cvrp`` or ``vrptw`` data):
+
+``vrptw-release``
+    a ``vrptw`` whose clients' goods reach the depot at a release time, drawn
+    uniformly up to the last departure that still meets the client's window;
+``mtvrp``
+    multi-trip: ``ceil(trips / 3)`` vehicles, where ``trips`` is the fewest
+    full loads the demand needs, each reloading at the depot as often as it must;
+``pcvrp``
+    prize-collecting: half the clients are optional, each with a prize of
+    ``U(0.25, 0.75)`` times its distance from the depot;
+``vrpspd``
+    simultaneous pickup and delivery: every client also sends goods back
+    (``1..9``), and the load on board must fit all along the route;
+``pdp``
+    paired pickup and delivery: clients come in pairs, the first loading
+    ``1..9`` units that the second unloads on the same route (an odd client
+    out sends ``1..9`` units back to the depot); nothing comes from the depot.
+
 Time windows (``acvrptw``, ``vrptw``) are built so that every instance is
 feasible: with horizon ``H``, client ``c``'s earliest arrival is
 ``a = t[0, c]`` and its latest service start that still lets the vehicle return
@@ -57,11 +76,23 @@ from rota.data.city import City
 from rota.data.osm import Progress
 from rota.files import atomic_open, matrix_bytes, require_memory
 from rota.problems import dumps_instance
-from rota.problems.routing import RoutingInstance, VehicleType
+from rota.problems.routing import RoutingInstance, Shipment, VehicleType
 from rota.problems.routing.io.json import euclidean
 
 CITY_PROBLEMS = ("atsp", "acvrp", "acvrptw")
-SYNTHETIC_PROBLEMS = ("tsp", "cvrp", "vrptw")
+SYNTHETIC_PROBLEMS = ("tsp", "cvrp", "vrptw", "vrptw-release", "mtvrp", "pcvrp", "vrpspd", "pdp")
+#: Variants with routing features, and the base problem each one extends.
+VARIANTS = {
+    "vrptw-release": "vrptw",
+    "mtvrp": "cvrp",
+    "pcvrp": "cvrp",
+    "vrpspd": "cvrp",
+    "pdp": "cvrp",
+}
+#: Trips per vehicle a multi-trip fleet is sized for.
+MULTI_TRIP_TRIPS = 3
+#: Share of a prize-collecting instance's clients that are optional.
+OPTIONAL_SHARE = 0.5
 DISTRIBUTIONS = ("uniform", "cluster", "mixed")
 AREAS = ("all", "train", "test")
 COSTS = ("distance", "duration")
@@ -182,6 +213,10 @@ def generate(
         if area != "all":
             raise ValueError(f"area {area!r} needs a city: synthetic sets have no map")
     else:
+        if problem in VARIANTS:
+            raise ValueError(
+                f"problem {problem!r} is generated on synthetic maps only, not on a city"
+            )
         if problem in SYNTHETIC_PROBLEMS:
             raise ValueError(
                 f"problem {problem!r} is Euclidean; on a city use "
@@ -199,7 +234,8 @@ def generate(
     cost = _check_choice("cost", cost, COSTS)
     if city is None and cost != "distance":
         raise ValueError(f"cost {cost!r} needs a city: synthetic sets have one matrix")
-    if not problem.endswith("tw"):
+    timed = VARIANTS.get(problem, problem).endswith("tw")
+    if not timed:
         for name, value in (("service_time", service_time), ("horizon", horizon)):
             if value is not None:
                 raise ValueError(f"{name} {value!r} applies to time windows, not to {problem!r}")
@@ -220,7 +256,7 @@ def generate(
     locations = nodes if is_tsp else nodes + 1
     # The instance's matrices (distance, a duration from a city), its validated
     # copies and its JSON line (about 20 bytes a number) live at once.
-    matrices = 2 if city is not None and problem.endswith("tw") else 1
+    matrices = 2 if city is not None and timed else 1
     require_memory(
         matrix_bytes(locations, 4 * matrices) + 20.0 * locations * locations * matrices,
         f"an instance of {locations} locations",
@@ -362,7 +398,7 @@ def _unit_square(
 def _synthetic(count: int, scale: int | None, options: dict) -> Iterator[RoutingInstance]:
     problem, nodes, seed = options["problem"], options["nodes"], options["seed"]
     options = {**options, "scale": scale}
-    grid = 100.0 if problem == "vrptw" else 1.0
+    grid = 100.0 if VARIANTS.get(problem, problem) == "vrptw" else 1.0
     for k in range(count):
         rng = np.random.default_rng([seed, k])
         depot = rng.random((0 if problem == "tsp" else 1, 2))
@@ -405,6 +441,8 @@ def _instance(
         )
     demand = np.concatenate(([0], rng.integers(1, 10, size=n - 1)))
     vehicles = (VehicleType(capacity=float(options["capacity"]), count=None),)
+    if problem in VARIANTS:
+        return _variant(rng, problem, fields, demand, options, metadata)
     if problem in ("cvrp", "acvrp"):
         return RoutingInstance(vehicle_types=vehicles, demand=demand, metadata=metadata, **fields)
     travel = fields["distance"] if duration is None else duration
@@ -420,6 +458,82 @@ def _instance(
         metadata=metadata,
         **fields,
     )
+
+
+def _variant(
+    rng: np.random.Generator,
+    problem: str,
+    fields: dict,
+    demand: np.ndarray,
+    options: dict,
+    metadata: dict,
+) -> RoutingInstance:
+    """A synthetic instance with routing features (see the module docstring)."""
+    n = len(demand)
+    capacity = float(options["capacity"])
+    integer = options.get("scale") is not None
+    distance = fields["distance"]
+    vehicles = (VehicleType(capacity=capacity, count=None),)
+    if problem == "vrptw-release":
+        windows, service, horizon = _time_windows(rng, distance, integer, options)
+        metadata.update(service_time=float(service[1]), horizon=float(horizon))
+        release = release_times(rng, windows, distance, service, integer)
+        return RoutingInstance(
+            vehicle_types=vehicles, demand=demand, time_windows=windows, service_time=service,
+            release_time=release, metadata=metadata, **fields,
+        )  # fmt: skip
+    if problem == "mtvrp":
+        trips = math.ceil(float(demand.sum()) / capacity)
+        count = max(1, math.ceil(trips / MULTI_TRIP_TRIPS))
+        vehicles = (VehicleType(capacity=capacity, count=count, reload_depots=(0,)),)
+        return RoutingInstance(vehicle_types=vehicles, demand=demand, metadata=metadata, **fields)
+    if problem == "pcvrp":
+        optional = rng.random(n) < OPTIONAL_SHARE
+        optional[0] = False
+        # about a third of the optional clients are then not worth their detour
+        prize = np.where(optional, rng.uniform(0.25, 0.75, size=n) * distance[0], 0.0)
+        prize = np.rint(prize) if integer else prize
+        return RoutingInstance(
+            vehicle_types=vehicles, demand=demand, required=~optional, prize=prize,
+            metadata=metadata, **fields,
+        )  # fmt: skip
+    if problem == "vrpspd":
+        pickup = np.concatenate(([0], rng.integers(1, 10, size=n - 1)))
+        return RoutingInstance(
+            vehicle_types=vehicles, demand=demand, pickup=pickup, metadata=metadata, **fields
+        )
+    # pdp: clients 1-2, 3-4, ... are pickup-delivery pairs
+    pairs = [(c, c + 1) for c in range(1, n - 1, 2)]
+    shipments = tuple(Shipment(a, b, float(rng.integers(1, 10))) for a, b in pairs)
+    # An odd client out (an even number of locations) sends goods back to the depot:
+    # a delivery from the depot would mix load kinds on one vehicle.
+    lone = np.zeros(n)
+    if n % 2 == 0:
+        lone[n - 1] = demand[n - 1]
+    return RoutingInstance(
+        vehicle_types=vehicles, demand=np.zeros(n), pickup=lone, shipments=shipments,
+        metadata=metadata, **fields,
+    )  # fmt: skip
+
+
+def release_times(
+    rng: np.random.Generator,
+    windows: np.ndarray,
+    travel: np.ndarray,
+    service: np.ndarray,
+    integer: bool,
+    depot: int = 0,
+) -> np.ndarray:
+    """Release times uniform up to each client's last feasible departure from ``depot``.
+
+    A vehicle leaving at the release time still reaches the client within its
+    window, so one route per client stays feasible. Whole units when ``integer``.
+    """
+    latest = np.maximum(windows[:, 1] - service[depot] - travel[depot], 0.0)
+    release = rng.uniform(0.0, 1.0, size=len(latest)) * latest
+    release = np.floor(release) if integer else release
+    release[depot] = 0.0
+    return release
 
 
 def _time_windows(

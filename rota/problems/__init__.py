@@ -31,6 +31,7 @@ from rota.problems.base import Evaluation, Problem, Sense, Violation
 #: family name -> ``"module:attribute"`` of its :class:`Problem`; imported on first use.
 FAMILIES: dict[str, str] = {
     "routing": "rota.problems.routing:ROUTING",
+    "contacts": "rota.problems.contacts:CONTACTS",
     "placement": "rota.problems.placement:PLACEMENT",
 }
 
@@ -142,8 +143,14 @@ def _sniff(path: Path, text: str) -> tuple[str, Problem | None]:
             return "jsonl", None
         data = _json(text, str(path))
         tag = data.get("format") if isinstance(data, dict) else None
-        family = problem_named("routing") if tag is None else _problem_of_format(tag, str(path))
-        return "json", family
+        if tag is not None:
+            return "json", _problem_of_format(tag, str(path))
+        # JSON without a rota tag: a family's own JSON format (SatNet weeks), else routing
+        for problem in problems():
+            name = problem.sniff(path, text)
+            if name is not None:
+                return name, problem
+        return "json", problem_named("routing")
     for problem in problems():
         name = problem.sniff(path, text)
         if name is not None:
@@ -152,7 +159,7 @@ def _sniff(path: Path, text: str) -> tuple[str, Problem | None]:
     first = head[0] if head else ""
     raise FormatError(
         f"{path}: line 1: expected a rota JSON instance or a file of a known format "
-        f"(Solomon, VRPLIB/TSPLIB) (got {first[:40]!r})"
+        f"(Solomon, VRPLIB/TSPLIB, SatNet) (got {first[:40]!r})"
     )
 
 

@@ -130,7 +130,11 @@ class Problem(ABC):
     # -- files ------------------------------------------------------------------------
     @abstractmethod
     def sniff(self, path: Path, text: str) -> str | None:
-        """The name of the family's non-JSON format ``text`` (read from ``path``) is in, or None."""
+        """The name of the family's own format ``text`` (read from ``path``) is in, or None.
+
+        Asked for every file that is not rota JSON, including JSON without a
+        rota ``format`` tag (a family's own JSON format, such as SatNet weeks).
+        """
 
     @abstractmethod
     def read(self, path: Path, text: str) -> Any:

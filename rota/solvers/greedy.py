@@ -3,7 +3,7 @@
 Two constructions, both deterministic:
 
 * **Clarke-Wright savings** (parallel version) when there is one vehicle
-  type and no time windows: TSP, ATSP, CVRP and ACVRP. On asymmetric
+  type, one load and nothing timed: TSP, ATSP, CVRP and ACVRP. On asymmetric
   matrices a merge only joins the end of one route to the start of another;
   on symmetric ones routes may also be reversed. Candidate merges are limited
   to each client's nearest neighbours, and when the fleet is finite and too
@@ -16,6 +16,15 @@ Two constructions, both deterministic:
   Each new route is built once per vehicle type that still has vehicles, and
   the type with the lowest cost per client served is kept.
 
+Of the routing features, nearest neighbour respects several load
+dimensions, end depots, the clients each vehicle type may serve, and
+distance and duration limits (a duration counted from the earliest
+departure, never shorter than the evaluator's); duration costs are simply
+paid. A required group is served by its member nearest a depot; optional
+clients join the routes afterwards where their prize beats the added cost
+(see :func:`insert_profitable`). Instances with
+other features are refused.
+
 When the clients cannot be fitted into the available vehicles the result is
 ``NO_SOLUTION``; the objective is the evaluator's.
 """
@@ -26,13 +35,23 @@ import math
 
 import numpy as np
 
-from rota.problems.routing import TOLERANCE, Route, RoutingInstance, RoutingSolution
+from rota.problems.routing import (
+    TOLERANCE,
+    Route,
+    RoutingInstance,
+    RoutingSolution,
+    check_route,
+    evaluate,
+)
 from rota.solvers.base import ALL_CRITERIA, Result, Status, finish
 from rota.solvers.routing import RoutingCapabilities, check_capabilities
 from rota.solvers.stopping import Stop
 
 #: Nearest neighbours per client whose savings are considered in the first pass.
 SAVINGS_NEIGHBOURS = 40
+
+#: Positions tried per optional client, cheapest first, by :func:`insert_profitable`.
+INSERTION_TRIES = 5
 
 #: Solomon's weights for distance, time until service can start, and urgency.
 _NN_WEIGHTS = (0.4, 0.4, 0.2)
@@ -52,6 +71,18 @@ class GreedySolver:
         heterogeneous=True,
         multi_depot=True,
         uncapacitated=True,
+        features=frozenset(
+            {
+                "multi_load",
+                "prizes",
+                "groups",
+                "allowed_clients",
+                "end_depots",
+                "max_distance",
+                "max_duration",
+                "duration_costs",
+            }
+        ),  # fmt: skip
     )
 
     def available(self) -> bool:
@@ -99,29 +130,140 @@ def construct(instance: RoutingInstance) -> tuple[list[Route] | None, str]:
     Savings first where it applies, then nearest neighbour choosing the
     cheapest vehicle type per client, then nearest neighbour filling the
     largest route first (cheapest choices can use up the big vehicles early on
-    tight fleets). Returns ``(None, method)`` when no construction fits the fleet.
+    tight fleets). With optional clients, two plans are built and the cheaper
+    kept: one routes them as if required and then drops those that cost more
+    than their prize (:func:`drop_unprofitable`), the other routes the
+    required only; in both, optional clients left out then join where they
+    pay (:func:`insert_profitable`). Returns ``(None, method)`` when no
+    construction fits the fleet.
     """
-    if len(instance.vehicle_types) == 1 and not instance.has_time_windows:
-        routes = savings(instance)
+    required = served_clients(instance)
+    grouped = {c for group in instance.groups for c in group.clients}
+    optional = [int(c) for c in np.flatnonzero(~instance.required) if c not in grouped]
+    attempts = [np.union1d(required, optional).astype(int)] if optional else []
+    best: tuple[float, list[Route], str] | None = None
+    method = "nearest_neighbour_fill"
+    for clients in [*attempts, required]:
+        routes, method = _route(instance, clients)
+        if routes is None:
+            continue
+        if instance.prize is not None:
+            routes = insert_profitable(instance, drop_unprofitable(instance, routes))
+        objective = evaluate(instance, RoutingSolution(tuple(routes))).objective
+        if best is None or objective < best[0]:
+            best = (objective, routes, method)
+    return (None, method) if best is None else (best[1], best[2])
+
+
+def _route(instance: RoutingInstance, clients: np.ndarray) -> tuple[list[Route] | None, str]:
+    simple = set(instance.features) <= {"prizes", "groups"}
+    if len(instance.vehicle_types) == 1 and simple and not instance.is_timed:
+        routes = savings(instance, clients)
         if routes is not None:
             return routes, "savings"
-    routes = nearest_neighbour(instance, "cost")
+    routes = nearest_neighbour(instance, "cost", clients)
     if routes is not None:
         return routes, "nearest_neighbour"
-    return nearest_neighbour(instance, "most_clients"), "nearest_neighbour_fill"
+    return nearest_neighbour(instance, "most_clients", clients), "nearest_neighbour_fill"
+
+
+def served_clients(instance: RoutingInstance) -> np.ndarray:
+    """The clients greedy must serve: the required ones, and one member of each required
+    group (the one nearest a depot of a vehicle type that may serve it)."""
+    serve = instance.required.copy()
+    serve[list(instance.depots)] = False
+    dist = instance.distance
+    for group in instance.groups:
+        options = [
+            (dist[vt.depot, c] + dist[c, vt.final_depot], c)
+            for c in group.clients
+            for vt in instance.vehicle_types
+            if vt.allowed_clients is None or c in vt.allowed_clients
+        ]
+        if group.required and options:
+            serve[min(options)[1]] = True
+    return np.flatnonzero(serve)
+
+
+def drop_unprofitable(instance: RoutingInstance, routes: list[Route]) -> list[Route]:
+    """Remove optional clients (outside groups) whose removal saves more than their prize.
+
+    Each is looked at once, in route order; a removal is kept only if the
+    shorter route is still feasible on its own, and a route left empty is
+    dropped with its fixed cost.
+    """
+    prize = instance.prize
+    grouped = {c for group in instance.groups for c in group.clients}
+    out = []
+    for route in routes:
+        visits = list(route.visits)
+        cost = check_route(instance, route)[0].cost
+        for c in route.visits:
+            if instance.required[c] or c in grouped:
+                continue
+            rest = tuple(v for v in visits if v != c)
+            if not rest:
+                if cost > prize[c]:
+                    visits = []
+                continue
+            report, violations = check_route(instance, Route(rest, route.vehicle_type))
+            if not violations and cost - report.cost > prize[c]:
+                visits, cost = list(rest), report.cost
+        if visits:
+            out.append(Route(tuple(visits), route.vehicle_type))
+    return out
+
+
+def insert_profitable(instance: RoutingInstance, routes: list[Route]) -> list[Route]:
+    """Add optional clients (outside groups) where their prize beats the added cost.
+
+    Clients go by prize, highest first; each goes to the cheapest position (by
+    distance) among the routes whose vehicles may serve it, and the first of
+    the :data:`INSERTION_TRIES` cheapest positions that keeps the route
+    feasible and gains more than the route's added cost (duration costs
+    included) takes it.
+    """
+    prize, dist, types = instance.prize, instance.distance, instance.vehicle_types
+    grouped = {c for group in instance.groups for c in group.clients}
+    visited = {c for route in routes for c in route.visits}
+    candidates = [
+        int(c) for c in np.flatnonzero(~instance.required & (prize > 0))
+        if c not in grouped and c not in visited
+    ]  # fmt: skip
+    routes = list(routes)
+    costs = [check_route(instance, route)[0].cost for route in routes]
+    for c in sorted(candidates, key=lambda c: (-prize[c], c)):
+        options: list[tuple[float, int, int]] = []
+        for r, route in enumerate(routes):
+            vt = types[route.vehicle_type]
+            if vt.allowed_clients is not None and c not in vt.allowed_clients:
+                continue
+            path = np.array([vt.depot, *route.visits, vt.final_depot])
+            added = vt.unit_distance_cost * (dist[path[:-1], c] + dist[c, path[1:]]
+                                             - dist[path[:-1], path[1:]])  # fmt: skip
+            options += [(float(a), r, p) for p, a in enumerate(added) if a < prize[c]]
+        for _, r, p in sorted(options)[:INSERTION_TRIES]:
+            visits = routes[r].visits
+            longer = Route((*visits[:p], c, *visits[p:]), routes[r].vehicle_type)
+            report, violations = check_route(instance, longer)
+            if not violations and report.cost - costs[r] < prize[c]:
+                routes[r], costs[r] = longer, report.cost
+                break
+    return routes
 
 
 # -- Clarke-Wright savings ------------------------------------------------------
 
 
-def savings(instance: RoutingInstance) -> list[Route] | None:
+def savings(instance: RoutingInstance, clients: np.ndarray | None = None) -> list[Route] | None:
     """Clarke-Wright savings for one vehicle type without time windows.
 
-    Returns ``None`` when the routes cannot be merged down to the fleet size.
+    Routes ``clients`` (default: :func:`served_clients`). Returns ``None``
+    when the routes cannot be merged down to the fleet size.
     """
     vt = instance.vehicle_types[0]
     depot = vt.depot
-    clients = instance.clients
+    clients = served_clients(instance) if clients is None else clients
     dist = instance.distance
     demand = instance.demand
     capacity = math.inf if vt.capacity is None else vt.capacity + TOLERANCE
@@ -217,20 +359,23 @@ def _merge_down(
 # -- nearest neighbour ------------------------------------------------------------
 
 
-def nearest_neighbour(instance: RoutingInstance, choose: str = "cost") -> list[Route] | None:
+def nearest_neighbour(
+    instance: RoutingInstance, choose: str = "cost", clients: np.ndarray | None = None
+) -> list[Route] | None:
     """Routes built one at a time by the time-window-aware nearest-neighbour rule.
 
     ``choose`` picks the vehicle type of each route among those with vehicles
     left: ``"cost"`` the lowest cost per client served, ``"most_clients"`` the
-    one serving the most clients (then the cheaper). Returns ``None`` when
-    some clients are left and no vehicle can take them.
+    one serving the most clients (then the cheaper). Routes ``clients``
+    (default: :func:`served_clients`). Returns ``None`` when some clients are
+    left and no vehicle can take them.
     """
     if choose not in ("cost", "most_clients"):
         raise ValueError(f"choose is {choose!r}, expected 'cost' or 'most_clients'")
     types = instance.vehicle_types
     left = [math.inf if vt.count is None else vt.count for vt in types]
     unserved = np.zeros(instance.num_locations, dtype=bool)
-    unserved[instance.clients] = True
+    unserved[served_clients(instance) if clients is None else clients] = True
     routes: list[Route] = []
     while unserved.any():
         best: tuple[tuple[float, float], int, list[int]] | None = None
@@ -240,7 +385,7 @@ def nearest_neighbour(instance: RoutingInstance, choose: str = "cost") -> list[R
             visits = _build_route(instance, k, unserved)
             if not visits:
                 continue
-            path = np.array([vt.depot, *visits, vt.depot])
+            path = np.array([vt.depot, *visits, vt.final_depot])
             cost = vt.fixed_cost + vt.unit_distance_cost * float(
                 instance.distance[path[:-1], path[1:]].sum()
             )
@@ -258,45 +403,66 @@ def nearest_neighbour(instance: RoutingInstance, choose: str = "cost") -> list[R
 
 
 def _build_route(instance: RoutingInstance, k: int, unserved: np.ndarray) -> list[int]:
-    """One route for a vehicle of type ``k`` over the ``unserved`` clients."""
+    """One route for a vehicle of type ``k`` over the ``unserved`` clients it may serve."""
     vt = instance.vehicle_types[k]
-    depot = vt.depot
-    dist, demand = instance.distance, instance.demand
-    capacity = math.inf if vt.capacity is None else vt.capacity + 0.5 * TOLERANCE
+    depot, end = vt.depot, vt.final_depot
+    dist = instance.distance
+    # Half the evaluator's slack, so float noise here never becomes a violation there.
+    slack = 0.5 * TOLERANCE
+    demand = instance.deliveries
+    capacity = np.inf if vt.capacities is None else np.asarray(vt.capacities) + slack
+    max_distance = math.inf if vt.max_distance is None else vt.max_distance + slack
+    max_duration = math.inf if vt.max_duration is None else vt.max_duration + slack
     windows = instance.time_windows
-    if windows is not None:
+    timed = windows is not None or vt.max_duration is not None
+    if timed:
         travel, service = instance.travel_time, instance.service_time
-        # Half the evaluator's slack, so float noise here never becomes a violation there.
-        late = windows[:, 1] + 0.5 * TOLERANCE * np.maximum(1.0, np.abs(windows[:, 1]))
-        # Serving a client must still leave time to get back before the depot closes.
-        home_by = late[depot] - service - travel[:, depot]
-        time = float(windows[depot, 0])
+        if windows is None:
+            early, late = np.zeros(instance.num_locations), np.full(instance.num_locations, np.inf)
+        else:
+            early = windows[:, 0]
+            late = windows[:, 1] + slack * np.maximum(1.0, np.abs(windows[:, 1]))
+        # Serving a client must still leave time to get back before the end depot closes.
+        home_by = late[end] - service - travel[:, end]
+        departure = time = float(early[depot])
     open_ = unserved.copy()
+    if vt.allowed_clients is not None:
+        allowed = np.zeros_like(open_)
+        allowed[list(vt.allowed_clients)] = True
+        open_ &= allowed
     visits: list[int] = []
-    current, load = depot, 0.0
+    current, load, covered = depot, np.zeros(demand.shape[1]), 0.0
     w_dist, w_time, w_urgency = _NN_WEIGHTS
     while True:
-        feasible = open_ & (load + demand <= capacity)
-        if windows is None:
-            score = dist[current]
-        else:
+        feasible = open_ & np.all(load + demand <= capacity, axis=1)
+        feasible &= covered + dist[current] + dist[:, end] <= max_distance
+        score = dist[current]
+        if timed:
             ready = time + service[current]
-            arrival = np.maximum(ready + travel[current], windows[:, 0])
+            arrival = np.maximum(ready + travel[current], early)
             feasible &= (arrival <= late) & (arrival <= home_by)
-            score = (
-                w_dist * dist[current]
-                + w_time * (arrival - ready)
-                + w_urgency * (windows[:, 1] - arrival)
-            )
+            # the duration if the route went home next, counted from the earliest departure
+            home = np.maximum(arrival + service + travel[:, end], early[end])
+            feasible &= home - departure <= max_duration
+            if windows is not None:
+                score = (
+                    w_dist * dist[current]
+                    + w_time * (arrival - ready)
+                    + w_urgency * (windows[:, 1] - arrival)
+                )
         if not feasible.any():
             return visits
         nxt = int(np.argmin(np.where(feasible, score, np.inf)))
         visits.append(nxt)
         open_[nxt] = False
-        load += float(demand[nxt])
-        if windows is not None:
+        load += demand[nxt]
+        covered += float(dist[current, nxt])
+        if timed:
             time = float(arrival[nxt])
         current = nxt
 
 
-__all__ = ["GreedySolver", "construct", "nearest_neighbour", "savings"]
+__all__ = [
+    "GreedySolver", "construct", "drop_unprofitable", "insert_profitable", "nearest_neighbour",
+    "savings", "served_clients",
+]  # fmt: skip

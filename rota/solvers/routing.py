@@ -30,6 +30,8 @@ class RoutingCapabilities(Capabilities):
     #: One limit for every instance, or one per :func:`size_family` (a family
     #: missing from the mapping is unlimited).
     max_clients: int | Mapping[str, int] | None = None
+    #: The :data:`~rota.problems.routing.FEATURES` the backend models exactly.
+    features: frozenset[str] = frozenset()
 
 
 def check_capabilities(
@@ -46,6 +48,12 @@ def check_capabilities(
         return f"{name} does not support several depots ({len(instance.depots)} given)"
     if not caps.uncapacitated and not instance.is_capacitated:
         return f"{name} needs capacitated vehicles"
+    missing = [f for f in instance.features if f not in caps.features]
+    if missing:
+        return (
+            f"{name} does not model {', '.join(f.replace('_', ' ') for f in missing)} "
+            f"({instance.name} uses {'them' if len(missing) > 1 else 'it'})"
+        )
     limit, family = caps.max_clients, None
     if isinstance(limit, Mapping):
         family = size_family(instance)

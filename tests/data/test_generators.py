@@ -29,9 +29,19 @@ CITY = grid_city()
 
 
 def trivial_solution(instance: RoutingInstance) -> RoutingSolution:
+    """A plan every generated instance admits: one client per trip, shipments in pairs."""
     if instance.is_tsp:
         return RoutingSolution.from_lists([list(instance.clients)])
-    return RoutingSolution.from_lists([[c] for c in instance.clients])
+    paired = {s.pickup: s.delivery for s in instance.shipments}
+    delivered = set(paired.values())
+    trips = [
+        [int(c), paired[c]] if c in paired else [int(c)]
+        for c in instance.clients
+        if instance.required[c] and c not in delivered
+    ]
+    if instance.vehicle_types[0].reload_depots:  # one vehicle, reloading between trips
+        return RoutingSolution.from_lists([[v for trip in trips for v in (*trip, 0)][:-1]])
+    return RoutingSolution.from_lists(trips)
 
 
 CASES = [
@@ -45,6 +55,12 @@ CASES = [
     ("cvrp", None, {"distribution": "mixed", "scale": 1000}),
     ("vrptw", None, {}),
     ("vrptw", None, {"scale": 1000, "window_share": 0.5}),
+    ("vrptw-release", None, {}),
+    ("vrptw-release", None, {"scale": 1000}),
+    ("mtvrp", None, {}),
+    ("pcvrp", None, {"scale": 1000}),
+    ("vrpspd", None, {}),
+    ("pdp", None, {}),
 ]
 
 
@@ -57,14 +73,18 @@ def test_instances_validate_and_a_trivial_solution_is_feasible(problem, city, op
         assert instance.num_locations == (20 if tsp else 21)
         assert instance.kind == {
             "atsp": "atsp", "acvrp": "acvrp", "acvrptw": "avrptw",
-            "tsp": "tsp", "cvrp": "cvrp", "vrptw": "vrptw",
+            "tsp": "tsp", "cvrp": "cvrp", "vrptw": "vrptw", "vrptw-release": "vrptw+release_times",
+            "mtvrp": "cvrp+reloads", "pcvrp": "cvrp+prizes", "vrpspd": "cvrp+pickups",
+            "pdp": "cvrp+shipments",
         }[problem]  # fmt: skip
         report = evaluate(instance, trivial_solution(instance))
         assert report.feasible, report.violations
         assert report.objective > 0
         if not tsp:
             assert instance.vehicle_types[0].capacity == default_capacity(20) == 30
-            assert set(instance.demand[1:].tolist()) <= set(range(1, 10))
+            amounts = [*instance.deliveries[1:, 0], *instance.pickups[1:, 0]]
+            amounts += [a for s in instance.shipments for a in s.amounts]
+            assert set(amounts) - {0} <= set(range(1, 10)) and len(set(amounts) - {0}) > 1
         assert instance.metadata["problem"] == problem and instance.metadata["seed"] == 3
     names = [i.name for i in instances]
     assert len(set(names)) == 4
@@ -198,8 +218,14 @@ def test_scaled_synthetic_sets_are_integer():
     ("args", "kwargs", "message"),
     [
         (("acvrp", 1, 10, 0), {}, "problem 'acvrp' needs a city"),
+        (("pdp", 1, 10, 0), {"city": CITY}, "problem 'pdp' is generated on synthetic maps only"),
+        (("mtvrp", 1, 10, 0), {"horizon": 100}, "horizon 100 applies to time windows"),
         (("cvrp", 1, 10, 0), {"city": CITY}, "problem 'cvrp' is Euclidean; on a city use 'acvrp'"),
-        (("vrp", 1, 10, 0), {}, "problem is 'vrp', expected one of tsp, cvrp, vrptw"),
+        (
+            ("vrp", 1, 10, 0),
+            {},
+            "problem is 'vrp', expected one of tsp, cvrp, vrptw, vrptw-release",
+        ),
         (("cvrp", 0, 10, 0), {}, "count must be an integer >= 1, got 0"),
         (("cvrp", 1, 0, 0), {}, "nodes must be an integer >= 1, got 0"),
         (("tsp", 1, 1, 0), {}, "nodes must be an integer >= 2, got 1"),

@@ -131,7 +131,7 @@ VRPLIB_CASES = {
         {4: "EDGE_WEIGHT_TYPE : GEO"},
         ["line 4", "field EDGE_WEIGHT_TYPE", "got GEO"],
     ),
-    "unknown type": (CVRP_LINES, {2: "TYPE : PDPTW"}, ["line 2", "field TYPE", "got PDPTW"]),
+    "unknown type": (CVRP_LINES, {2: "TYPE : VRPXYZ"}, ["line 2", "field TYPE", "got VRPXYZ"]),
     "unknown field": (CVRP_LINES, {1: "NAMEX : tiny"}, ["line 1", "unknown field NAMEX"]),
     "route length limit": (CVRP_LINES, {1: "DISTANCE : 100"}, ["line 1", "field DISTANCE"]),
     "duplicated field": (CVRP_LINES, {1: "CAPACITY : 11"}, ["line 5", "CAPACITY appears twice"]),

@@ -95,7 +95,7 @@ def test_spacing_and_tabs_around_colons_vary(tmp_path: Path) -> None:
 
 
 def test_rounding_override_gives_exact_distances(tmp_path: Path) -> None:
-    from rota.problems.routing.io.vrplib import read_instance
+    from rota.problems.routing.io.vrplib_model import read_instance
 
     inst = read_instance(_write(tmp_path, "tiny.vrp", CVRP), rounding="exact")
     assert inst.distance[1, 3] == pytest.approx(np.hypot(3, 1))

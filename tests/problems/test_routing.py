@@ -158,7 +158,8 @@ def test_asymmetric_distance_follows_direction() -> None:
     assert forward.objective == 1 + 2 + 3
     assert backward.objective == 10 + 10 + 10
     assert forward.feasible and backward.feasible
-    assert forward.routes[0].load == 7 and forward.routes[0].end_time is None
+    # without time windows the route still has a schedule: travel times are the distances
+    assert forward.routes[0].load == (7.0,) and forward.routes[0].end_time == 6
 
 
 def test_time_windows_with_waiting() -> None:
@@ -366,7 +367,7 @@ def test_capacity_feasible_split_is_feasible(inst, data) -> None:
         load += inst.demand[client]
     report = evaluate(inst, RoutingSolution.from_lists(routes))
     assert report.feasible, report.violations
-    assert max(r.load for r in report.routes) <= capacity
+    assert max(r.load[0] for r in report.routes) <= capacity
 
 
 @PROPERTY

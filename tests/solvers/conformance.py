@@ -28,7 +28,15 @@ import numpy as np
 import pytest
 
 import rota
-from rota.problems.routing import TOLERANCE, RoutingInstance, VehicleType
+from rota.problems.routing import (
+    TOLERANCE,
+    ClientGroup,
+    Route,
+    RoutingInstance,
+    RoutingSolution,
+    Shipment,
+    VehicleType,
+)
 
 # -- tiny instances -----------------------------------------------------------
 
@@ -183,6 +191,152 @@ def fleet_too_small() -> RoutingInstance:
     )
 
 
+# -- one tiny instance per routing feature: five clients, the feature binds --
+
+_DEMAND5 = [0, 2, 3, 4, 2, 3]
+
+
+def _featured(kind: str, seed: int, **fields: Any) -> RoutingInstance:
+    coords = _coords(seed, 7 if "depots" in fields else 6)
+    fields.setdefault("vehicle_types", (VehicleType(capacity=7),))
+    fields.setdefault("demand", _DEMAND5 + [0] * (len(coords) - 6))
+    return RoutingInstance(distance=_rounded(coords), coords=coords, name=f"tiny-{kind}", **fields)
+
+
+def _windows(early: list[float], width: float, depot_close: float) -> np.ndarray:
+    windows = np.stack([early, np.array(early) + width], axis=1)
+    windows[0] = (0, depot_close)
+    return windows
+
+
+def tiny_multi_load() -> RoutingInstance:
+    """Weight and volume: the volume, not the weight, decides which clients share a van."""
+    demand = [[0, 0], [2, 4], [3, 1], [4, 2], [2, 3], [3, 2]]
+    return _featured("multi_load", 11, demand=demand, vehicle_types=(VehicleType(capacity=(7, 6)),))
+
+
+def tiny_pickups() -> RoutingInstance:
+    """Collections only (backhauls without linehauls): loads grow along the route."""
+    return _featured("pickups", 12, demand=[0] * 6, pickup=_DEMAND5)
+
+
+def tiny_pickup_delivery() -> RoutingInstance:
+    """Simultaneous delivery and pickup at each client: the load rises and falls."""
+    return _featured("pickup_delivery", 13, pickup=[0, 3, 1, 2, 4, 1])
+
+
+def tiny_backhauls() -> RoutingInstance:
+    """Deliveries first, then collections, on every route (linehaul first)."""
+    return _featured(
+        "backhauls", 14, demand=[0, 3, 4, 0, 0, 2], pickup=[0, 0, 0, 3, 4, 0], linehaul_first=True
+    )
+
+
+def tiny_shipments() -> RoutingInstance:
+    """Two paired pickups and deliveries that do not fit on board together."""
+    return _featured(
+        "shipments",
+        15,
+        demand=[0] * 6,
+        pickup=[0, 0, 0, 0, 2, 0],
+        shipments=(Shipment(1, 3, 3.0), Shipment(2, 5, 4.0)),
+        vehicle_types=(VehicleType(capacity=6),),
+    )
+
+
+def tiny_release_times() -> RoutingInstance:
+    """Goods for two clients reach the depot late: their routes cannot leave before."""
+    return _featured(
+        "release_times",
+        16,
+        service_time=[0, 5, 5, 5, 5, 5],
+        time_windows=_windows([0, 0, 0, 0, 0, 0], 400, 400),
+        release_time=[0, 0, 120, 0, 150, 0],
+        vehicle_types=(VehicleType(capacity=7, count=3),),
+    )
+
+
+def tiny_prizes() -> RoutingInstance:
+    """Three optional clients, one worth a detour, two not."""
+    return _featured(
+        "prizes",
+        17,
+        required=[True, True, False, True, False, False],
+        prize=[0, 0, 8, 0, 90, 10],
+        vehicle_types=(VehicleType(capacity=8),),
+    )
+
+
+def tiny_groups() -> RoutingInstance:
+    """Exactly one of clients 2 and 4, at most one of 3 and 5, prizes for each."""
+    return _featured(
+        "groups",
+        18,
+        required=[True, True, False, False, False, False],
+        prize=[0, 0, 20, 30, 40, 10],
+        groups=(ClientGroup((2, 4)), ClientGroup((3, 5), required=False)),
+    )
+
+
+def tiny_reloads() -> RoutingInstance:
+    """One vehicle, 14 units to deliver with room for 8: it must come back and reload."""
+    return _featured(
+        "reloads",
+        19,
+        vehicle_types=(VehicleType(capacity=8, count=1, reload_depots=(0,), max_reloads=2),),
+    )
+
+
+def tiny_max_distance() -> RoutingInstance:
+    """Short-range vehicles: no route may cover more than 150."""
+    return _featured(
+        "max_distance", 20, vehicle_types=(VehicleType(capacity=10, max_distance=150.0),)
+    )
+
+
+def tiny_max_duration() -> RoutingInstance:
+    """Shifts of 160 with 20 of service per stop: time, not load, splits the routes."""
+    return _featured(
+        "max_duration",
+        21,
+        service_time=[0, 20, 20, 20, 20, 20],
+        vehicle_types=(VehicleType(capacity=14, max_duration=160.0),),
+    )
+
+
+def tiny_duration_costs() -> RoutingInstance:
+    """Drivers are paid by the hour, waiting included: windows make waits costly."""
+    return _featured(
+        "duration_costs",
+        22,
+        service_time=[0, 5, 5, 5, 5, 5],
+        time_windows=_windows([0, 60, 150, 20, 90, 200], 40, 500),
+        vehicle_types=(VehicleType(capacity=8, unit_duration_cost=0.5),),
+    )
+
+
+def tiny_allowed_clients() -> RoutingInstance:
+    """A cheap van that may serve three clients only, and a costly truck for any."""
+    return _featured(
+        "allowed_clients",
+        23,
+        vehicle_types=(
+            VehicleType(capacity=7, count=1, allowed_clients=(1, 2, 4), name="van"),
+            VehicleType(capacity=10, count=2, fixed_cost=25, unit_distance_cost=1.5, name="truck"),
+        ),
+    )
+
+
+def tiny_end_depots() -> RoutingInstance:
+    """Routes leave depot 0 and end at depot 6, across the map."""
+    return _featured(
+        "end_depots",
+        24,
+        depots=(0, 6),
+        vehicle_types=(VehicleType(capacity=7, end_depot=6),),
+    )
+
+
 #: kind -> builder; every builder is deterministic.
 TINY_KINDS: dict[str, Callable[[], RoutingInstance]] = {
     "tsp": tiny_tsp,
@@ -194,7 +348,26 @@ TINY_KINDS: dict[str, Callable[[], RoutingInstance]] = {
     "mdvrp": tiny_mdvrp,
     "cvrp_float": tiny_cvrp_float,
     "cvrp12": small_cvrp,
+    "multi_load": tiny_multi_load,
+    "pickups": tiny_pickups,
+    "pickup_delivery": tiny_pickup_delivery,
+    "backhauls": tiny_backhauls,
+    "shipments": tiny_shipments,
+    "release_times": tiny_release_times,
+    "prizes": tiny_prizes,
+    "groups": tiny_groups,
+    "reloads": tiny_reloads,
+    "max_distance": tiny_max_distance,
+    "max_duration": tiny_max_duration,
+    "duration_costs": tiny_duration_costs,
+    "allowed_clients": tiny_allowed_clients,
+    "end_depots": tiny_end_depots,
 }
+
+#: The kinds above that use routing features (only PyVRP models all of them).
+FEATURE_KINDS = frozenset(TINY_KINDS) - {
+    "tsp", "atsp", "cvrp", "acvrp", "vrptw", "hfvrp", "mdvrp", "cvrp_float", "cvrp12"
+}  # fmt: skip
 
 #: Words of which at least one must appear in the refusal of an unsupported kind.
 KIND_FEATURES: dict[str, tuple[str, ...]] = {
@@ -207,6 +380,20 @@ KIND_FEATURES: dict[str, tuple[str, ...]] = {
     "mdvrp": ("depot", "heterogeneous"),
     "cvrp_float": ("integer", "scal", "float"),
     "cvrp12": ("clients",),
+    "multi_load": ("multi load",),
+    "pickups": ("pickups",),
+    "pickup_delivery": ("pickups",),
+    "backhauls": ("linehaul first",),
+    "shipments": ("shipments",),
+    "release_times": ("release times",),
+    "prizes": ("prizes",),
+    "groups": ("groups",),
+    "reloads": ("reloads",),
+    "max_distance": ("max distance",),
+    "max_duration": ("max duration",),
+    "duration_costs": ("duration costs",),
+    "allowed_clients": ("allowed clients",),
+    "end_depots": ("end depots", "depots"),
 }
 
 #: Largest instance the brute force below solves.
@@ -222,7 +409,10 @@ def tiny_instance(kind: str) -> RoutingInstance:
 
 
 def _route_cost(instance: RoutingInstance, k: int, order: tuple[int, ...]) -> float:
-    """Cost of serving ``order`` with one vehicle of type ``k``; inf when infeasible."""
+    """Cost of serving ``order`` with one vehicle of type ``k``; inf when infeasible.
+
+    Computed here, independently of the evaluator, for the kinds without features.
+    """
     vt = instance.vehicle_types[k]
     path = (vt.depot, *order, vt.depot)
     if instance.time_windows is not None:
@@ -240,53 +430,109 @@ def _route_cost(instance: RoutingInstance, k: int, order: tuple[int, ...]) -> fl
     return vt.fixed_cost + vt.unit_distance_cost * distance
 
 
+#: Violations of a whole plan rather than of one route: the search below handles them.
+_PLAN_VIOLATIONS = frozenset({"unvisited", "group"})
+
+
+def _evaluated_route_cost(instance: RoutingInstance, k: int, order: tuple[int, ...]) -> float:
+    """The cheapest way to serve ``order`` with one vehicle of type ``k``, by the evaluator.
+
+    Feature kinds keep their brute force small (five clients), so every place
+    a vehicle with reload depots may reload is tried too.
+    """
+    vt = instance.vehicle_types[k]
+    reloads = 0
+    if vt.reload_depots:
+        reloads = len(order) - 1 if vt.max_reloads is None else min(vt.max_reloads, len(order) - 1)
+    best = math.inf
+    for count in range(reloads + 1):
+        for gaps in itertools.combinations(range(1, len(order)), count):
+            for depots in itertools.product(vt.reload_depots, repeat=count):
+                visits = list(order)
+                for gap, depot in sorted(zip(gaps, depots, strict=True), reverse=True):
+                    visits.insert(gap, depot)
+                report = rota.evaluate(instance, RoutingSolution((Route(tuple(visits), k),)))
+                if all(v.kind in _PLAN_VIOLATIONS for v in report.violations):
+                    best = min(best, report.objective - report.uncollected_prizes)
+    return best
+
+
+def _visit_sets(instance: RoutingInstance, clients: tuple[int, ...]) -> list[int]:
+    """Masks over ``clients`` of every set of visits the plan-level rules allow."""
+    bit = {c: 1 << i for i, c in enumerate(clients)}
+    must = sum(bit[c] for c in clients if instance.required[c])
+    sets = []
+    for mask in range(1 << len(clients)):
+        if mask & must != must:
+            continue
+        visited = [sum(bool(mask & bit[c]) for c in g.clients) for g in instance.groups]
+        if all(n == 1 or (n == 0 and not g.required)
+               for n, g in zip(visited, instance.groups, strict=True)):  # fmt: skip
+            sets.append(mask)
+    return sets
+
+
 @functools.cache
 def brute_force_optimum(kind: str) -> float:
     """Optimal objective of ``tiny_instance(kind)`` by enumeration (<= 7 clients).
 
     Cheapest route per (vehicle type, client subset) over all orders, then a
-    memoised search over set partitions that respects each type's count.
+    memoised search over set partitions of every allowed set of visits that
+    respects each type's count; unvisited clients' prizes are added.
     """
     instance = tiny_instance(kind)
     clients = tuple(int(c) for c in instance.clients)
     if len(clients) > BRUTE_FORCE_MAX_CLIENTS:
         raise ValueError(f"{instance.name} has {len(clients)} clients, too many for brute force")
+    route_cost = _evaluated_route_cost if instance.features else _route_cost
     types = instance.vehicle_types
+    bit = {c: 1 << i for i, c in enumerate(clients)}
     best: dict[tuple[int, int], float] = {}
     for mask in range(1, 1 << len(clients)):
         subset = [c for i, c in enumerate(clients) if mask >> i & 1]
+        # a shipment's two ends travel together
+        split = any(bool(mask & bit[s.pickup]) != bool(mask & bit[s.delivery])
+                    for s in instance.shipments)  # fmt: skip
         load = float(instance.demand[subset].sum())
         for k, vt in enumerate(types):
-            if vt.capacity is not None and load > vt.capacity + TOLERANCE:
+            # the evaluator checks the capacity of feature kinds itself
+            heavy = not instance.features and vt.capacity is not None
+            if split or (heavy and load > vt.capacity + TOLERANCE):
                 best[k, mask] = math.inf
                 continue
             best[k, mask] = min(
-                _route_cost(instance, k, order) for order in itertools.permutations(subset)
+                route_cost(instance, k, order) for order in itertools.permutations(subset)
             )
 
-    full = (1 << len(clients)) - 1
     counts = tuple(len(clients) if vt.count is None else vt.count for vt in types)
+    prize = instance.prize if instance.prize is not None else np.zeros(instance.num_locations)
 
-    @functools.cache
-    def cover(done: int, left: tuple[int, ...]) -> float:
-        if done == full:
-            return 0.0
-        first = (~done & full) & -(~done & full)  # lowest unserved client joins the next route
-        rest = full & ~done & ~first
-        value = math.inf
-        sub = rest
-        while True:
-            mask = sub | first
-            for k in range(len(types)):
-                if left[k] and best[k, mask] < math.inf:
-                    fewer = left[:k] + (left[k] - 1,) + left[k + 1 :]
-                    value = min(value, best[k, mask] + cover(done | mask, fewer))
-            if sub == 0:
-                break
-            sub = (sub - 1) & rest
-        return value
+    def cover_all(target: int) -> float:
+        @functools.cache
+        def cover(done: int, left: tuple[int, ...]) -> float:
+            if done == target:
+                return 0.0
+            first = (~done & target) & -(~done & target)  # lowest unserved client joins next
+            rest = target & ~done & ~first
+            value = math.inf
+            sub = rest
+            while True:
+                mask = sub | first
+                for k in range(len(types)):
+                    if left[k] and best[k, mask] < math.inf:
+                        fewer = left[:k] + (left[k] - 1,) + left[k + 1 :]
+                        value = min(value, best[k, mask] + cover(done | mask, fewer))
+                if sub == 0:
+                    break
+                sub = (sub - 1) & rest
+            return value
 
-    optimum = cover(0, counts)
+        return cover(0, counts)
+
+    optimum = min(
+        cover_all(target) + sum(float(prize[c]) for c in clients if not target & bit[c])
+        for target in _visit_sets(instance, clients)
+    )
     if not math.isfinite(optimum):
         raise ValueError(f"{instance.name} has no feasible solution")
     return optimum
@@ -425,7 +671,9 @@ class SolverConformance:
 
     def test_warm_start_from_greedy_is_never_worsened(self, kind: str) -> None:
         instance = tiny_instance(kind)
-        start = rota.solve(instance, solver="greedy", time_limit=1.0)
+        # greedy models no routing features; PyVRP models them all
+        source = "pyvrp" if kind in FEATURE_KINDS else "greedy"
+        start = rota.solve(instance, solver=source, time_limit=1.0, seed=self.seed)
         assert start.status is rota.Status.FEASIBLE
         if not rota.get_solver(self.solver).capabilities.warm_start:
             with pytest.raises(rota.UnsupportedError, match="cannot start from given solutions"):
@@ -504,6 +752,7 @@ class SolverConformance:
 
 __all__ = [
     "BRUTE_FORCE_MAX_CLIENTS",
+    "FEATURE_KINDS",
     "KIND_FEATURES",
     "SolverConformance",
     "TINY_KINDS",

@@ -2,22 +2,66 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import rota
 from rota.problems.routing import RoutingInstance, VehicleType
 from rota.solvers.greedy import nearest_neighbour, savings
 
 from ..conftest import SHARED_INSTANCES
-from .conformance import SolverConformance, tiny_instance
+from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_instance
+from .test_pyvrp_features import random_instance
 
 
 class TestGreedyConformance(SolverConformance):
     solver = "greedy"
     time_limit = 0.2
+    # loads that change along the route, release times and reloads it does not model
+    supported_kinds = frozenset(TINY_KINDS) - FEATURE_KINDS | {
+        "multi_load", "prizes", "groups", "max_distance", "max_duration", "duration_costs",
+        "allowed_clients", "end_depots",
+    }  # fmt: skip
+
+
+def greedy_instance(rng: np.random.Generator) -> RoutingInstance | None:
+    """A random feature instance without the features greedy refuses; None if infeasible."""
+    try:
+        instance = random_instance(rng)
+        types = tuple(
+            dataclasses.replace(vt, reload_depots=(), max_reloads=None)
+            for vt in instance.vehicle_types
+        )
+        return dataclasses.replace(
+            instance,
+            pickup=None,
+            shipments=(),
+            release_time=None,
+            linehaul_first=False,
+            vehicle_types=types,
+        )
+    except ValueError:
+        return None
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_greedy_routes_respect_every_feature_it_claims(seed: int) -> None:
+    instance = greedy_instance(np.random.default_rng(seed))
+    if instance is None:
+        return
+    assert rota.get_solver("greedy").supports(instance) is None, instance.features
+    result = rota.solve(instance, solver="greedy", seed=0)
+    if result.status is rota.Status.NO_SOLUTION:
+        return  # a tight fleet: nearest neighbour ran out of vehicles
+    assert result.status is rota.Status.FEASIBLE, result.stats
+    report = rota.evaluate(instance, result.solution)
+    assert report.feasible and result.objective == pytest.approx(report.objective)
 
 
 def _line(num_clients: int, capacity: float, count: int | None) -> RoutingInstance:

@@ -10,17 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from rota.problems.base import Problem, Sense
+from rota.problems.routing.evaluation import (
+    Evaluation,
+    RouteReport,
+    check_route,
+    evaluate,
+    schedule,
+)
 from rota.problems.routing.io import json as routing_json
 from rota.problems.routing.io import read_text, text_format, vrplib
 from rota.problems.routing.model import (
+    FEATURES,
     TOLERANCE,
-    Evaluation,
+    ClientGroup,
     Route,
-    RouteReport,
     RoutingInstance,
     RoutingSolution,
+    Shipment,
     VehicleType,
-    evaluate,
 )
 
 #: Evaluator violations that mean a solution names things the instance lacks.
@@ -59,12 +66,17 @@ class RoutingProblem(Problem):
         return [v.message for v in report.violations if v.kind in _STRUCTURAL]
 
     def summary(self, evaluation: Evaluation) -> dict[str, float]:
-        return {
+        figures = {
             "objective": evaluation.objective,
             "distance": evaluation.distance,
             "fixed cost": evaluation.fixed_cost,
-            "routes": evaluation.num_routes,
         }
+        if evaluation.duration_cost:
+            figures["duration cost"] = evaluation.duration_cost
+        if evaluation.uncollected_prizes:
+            figures["uncollected prizes"] = evaluation.uncollected_prizes
+        figures["routes"] = evaluation.num_routes
+        return figures
 
     def kind(self, instance: RoutingInstance) -> str:
         return instance.kind
@@ -135,6 +147,7 @@ class RoutingProblem(Problem):
 ROUTING = RoutingProblem()
 
 __all__ = [
-    "ROUTING", "TOLERANCE", "Evaluation", "Route", "RouteReport", "RoutingInstance",
-    "RoutingProblem", "RoutingSolution", "VehicleType", "evaluate",
+    "FEATURES", "ROUTING", "TOLERANCE", "ClientGroup", "Evaluation", "Route", "RouteReport",
+    "RoutingInstance", "RoutingProblem", "RoutingSolution", "Shipment", "VehicleType",
+    "check_route", "evaluate", "schedule",
 ]  # fmt: skip

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rota.problems.routing.io import solomon, vrplib
+from rota.problems.routing.io import solomon, vrplib, vrplib_model
 from rota.problems.routing.model import RoutingInstance
 
 _VRPLIB_KEY = re.compile(
@@ -42,7 +42,7 @@ def read_text(path: Path, text: str) -> RoutingInstance:
     """The instance of a Solomon or VRPLIB/TSPLIB file whose content is ``text``."""
     if text_format(text) == "solomon":
         return solomon.read_instance(path, text=text)
-    return vrplib.read_instance(path, text=text)
+    return vrplib_model.read_instance(path, text=text)
 
 
 __all__ = ["read_text", "solomon", "text_format", "vrplib"]

@@ -20,14 +20,23 @@ and ``vehicle_types`` are required::
       "metadata": {"source": "hand-made"}
     }
 
-``capacity: null`` is an uncapacitated vehicle and ``count: null`` an
-unlimited fleet. When ``distance`` is absent it is the Euclidean distance
-between ``coords``, rounded as ``"distance_rounding"`` says: ``"exact"``
-(default), ``"nearest"`` (nearest integer, as CVRPLIB) or ``"floor1"`` (down to
-one decimal, as Solomon's published BKS).
+``capacity: null`` is an uncapacitated vehicle, a list of numbers one
+capacity per load dimension, and ``count: null`` an unlimited fleet. The
+constraints of richer fleets are optional fields with the meaning
+:class:`~rota.problems.routing.RoutingInstance` gives them: per vehicle type
+``end_depot``, ``max_distance``, ``max_duration``, ``unit_duration_cost``,
+``allowed_clients``, ``reload_depots`` and ``max_reloads``; per instance
+``pickup``, ``release_time``, ``prize``, ``required`` (booleans),
+``groups`` (``[{"clients": [3, 4], "required": true}]``), ``shipments``
+(``[{"pickup": 1, "delivery": 5, "amount": [2]}]``) and ``linehaul_first``;
+``demand`` and ``pickup`` may have one column per load dimension.
 
-A JSON-lines file (``.jsonl``) holds one instance per line; see
-:func:`read_instances`.
+When ``distance`` is absent it is the Euclidean distance between ``coords``,
+rounded as ``"distance_rounding"`` says: ``"exact"`` (default), ``"nearest"``
+(nearest integer, as CVRPLIB) or ``"floor1"`` (down to one decimal, as
+Solomon's published BKS).
+
+A JSON-lines file (``.jsonl``) holds one instance per line.
 
 Solution (``"format": "rota.solution/1"``)::
 
@@ -49,7 +58,14 @@ import numpy as np
 
 from rota.errors import FormatError
 from rota.files import json_safe, matrix_bytes, require_memory
-from rota.problems.routing.model import Route, RoutingInstance, RoutingSolution, VehicleType
+from rota.problems.routing.model import (
+    ClientGroup,
+    Route,
+    RoutingInstance,
+    RoutingSolution,
+    Shipment,
+    VehicleType,
+)
 
 INSTANCE_FORMAT = "rota.routing/1"
 SOLUTION_FORMAT = "rota.solution/1"
@@ -73,6 +89,30 @@ def euclidean(coords: np.ndarray, rounding: str = "exact") -> np.ndarray:
     return _ROUNDINGS[rounding](np.sqrt((diff**2).sum(-1)))
 
 
+#: Vehicle fields written only when they differ from their defaults, so that
+#: plain instances keep their short, long-standing JSON.
+_VEHICLE_OPTIONAL = {
+    "end_depot": None, "max_distance": None, "max_duration": None, "unit_duration_cost": 0.0,
+    "allowed_clients": None, "reload_depots": (), "max_reloads": None,
+}  # fmt: skip
+
+
+def _vehicle_to_dict(vt: VehicleType) -> dict[str, Any]:
+    data = {
+        "capacity": list(vt.capacity) if isinstance(vt.capacity, tuple) else vt.capacity,
+        "count": vt.count,
+        "fixed_cost": vt.fixed_cost,
+        "unit_distance_cost": vt.unit_distance_cost,
+        "depot": vt.depot,
+        "name": vt.name,
+    }
+    for name, default in _VEHICLE_OPTIONAL.items():
+        value = getattr(vt, name)
+        if value != default:
+            data[name] = list(value) if isinstance(value, tuple) else value
+    return data
+
+
 def instance_to_dict(instance: RoutingInstance) -> dict[str, Any]:
     data: dict[str, Any] = {
         "format": INSTANCE_FORMAT,
@@ -81,31 +121,51 @@ def instance_to_dict(instance: RoutingInstance) -> dict[str, Any]:
         "depots": list(instance.depots),
         "demand": instance.demand,
         "service_time": instance.service_time,
-        "vehicle_types": [
-            {
-                "capacity": vt.capacity,
-                "count": vt.count,
-                "fixed_cost": vt.fixed_cost,
-                "unit_distance_cost": vt.unit_distance_cost,
-                "depot": vt.depot,
-                "name": vt.name,
-            }
-            for vt in instance.vehicle_types
-        ],
+        "vehicle_types": [_vehicle_to_dict(vt) for vt in instance.vehicle_types],
         "metadata": dict(instance.metadata),
     }
-    for optional in ("duration", "time_windows", "coords"):
+    for optional in ("duration", "time_windows", "coords", "pickup", "release_time", "prize"):
         value = getattr(instance, optional)
         if value is not None:
             data[optional] = value
+    if not instance.required.all():
+        data["required"] = instance.required
+    if instance.groups:
+        data["groups"] = [
+            {"clients": list(g.clients), "required": g.required} for g in instance.groups
+        ]
+    if instance.shipments:
+        data["shipments"] = [
+            {"pickup": s.pickup, "delivery": s.delivery, "amount": list(s.amounts)}
+            for s in instance.shipments
+        ]
+    if instance.linehaul_first:
+        data["linehaul_first"] = True
     return json_safe(data)
 
 
-_VEHICLE_FIELDS = {"capacity", "count", "fixed_cost", "unit_distance_cost", "depot", "name"}
+_VEHICLE_FIELDS = {
+    "capacity", "count", "fixed_cost", "unit_distance_cost", "depot", "name", *_VEHICLE_OPTIONAL,
+}  # fmt: skip
 _INSTANCE_FIELDS = {
     "format", "name", "distance", "distance_rounding", "duration", "depots", "demand",
-    "service_time", "time_windows", "coords", "vehicle_types", "metadata",
+    "service_time", "time_windows", "coords", "vehicle_types", "metadata", "pickup",
+    "release_time", "prize", "required", "groups", "shipments", "linehaul_first",
 }  # fmt: skip
+
+
+def _records(data: dict, key: str, fields: set[str], where: str) -> list[dict]:
+    """The objects of list field ``key``, each with only ``fields``."""
+    items = data.get(key, [])
+    if not isinstance(items, list):
+        raise FormatError(f"{where}: field {key!r} must be a list")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise FormatError(f"{where}: {key}[{i}] must be an object")
+        extra = sorted(set(item) - fields)
+        if extra:
+            raise FormatError(f"{where}: {key}[{i}] has unknown field {extra[0]!r}")
+    return items
 
 
 def instance_from_dict(data: Any, where: str = "JSON") -> RoutingInstance:
@@ -144,6 +204,13 @@ def instance_from_dict(data: Any, where: str = "JSON") -> RoutingInstance:
             distance = euclidean(coords, data.get("distance_rounding", "exact"))
         else:
             raise FormatError(f"{where}: missing field 'distance' (or 'coords')")
+        groups = [
+            ClientGroup(**g) for g in _records(data, "groups", {"clients", "required"}, where)
+        ]
+        shipments = [
+            Shipment(**s)
+            for s in _records(data, "shipments", {"pickup", "delivery", "amount"}, where)
+        ]
         return RoutingInstance(
             distance=distance,
             vehicle_types=tuple(types),
@@ -155,6 +222,13 @@ def instance_from_dict(data: Any, where: str = "JSON") -> RoutingInstance:
             coords=data.get("coords"),
             name=str(data.get("name", "instance")),
             metadata=data.get("metadata") or {},
+            pickup=data.get("pickup"),
+            release_time=data.get("release_time"),
+            prize=data.get("prize"),
+            required=data.get("required"),
+            groups=tuple(groups),
+            shipments=tuple(shipments),
+            linehaul_first=data.get("linehaul_first", False),
         )
     except FormatError:
         raise

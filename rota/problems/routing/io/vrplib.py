@@ -1,38 +1,16 @@
-"""VRPLIB and TSPLIB text instances, and VRPLIB ``.sol`` solutions.
+"""VRPLIB and TSPLIB files: the format's mechanics, and VRPLIB ``.sol`` solutions.
 
 Instances
 ---------
 A file is a header of ``KEY : value`` lines followed by ``*_SECTION`` blocks of
-numbers, optionally ending with ``EOF``. Supported:
-
-- ``TYPE``: ``TSP`` and ``ATSP`` (one uncapacitated vehicle, ``count=1``,
-  depot 0), ``CVRP``/``ACVRP``, ``VRPTW``/``CVRPTW`` and ``HFVRP``. Without
-  ``TYPE``, a file with a ``DEMAND_SECTION`` is a CVRP and one without is a TSP.
-- ``EDGE_WEIGHT_TYPE``: ``EUC_2D`` (rounded to the nearest integer,
-  ``floor(d + 0.5)``, the CVRPLIB convention), ``CEIL_2D``, ``ATT`` (TSPLIB
-  pseudo-Euclidean) and ``EXPLICIT`` with ``EDGE_WEIGHT_FORMAT``
-  ``FULL_MATRIX``, ``LOWER_ROW``, ``LOWER_DIAG_ROW``, ``UPPER_ROW``,
-  ``UPPER_DIAG_ROW`` (and their ``*_COL`` twins). Numbers may wrap over lines
-  anywhere. The diagonal is set to 0: TSPLIB files store 9999 or 100000000
-  there, which is not a cost.
-- Sections: ``NODE_COORD_SECTION``, ``DISPLAY_DATA_SECTION`` (coordinates for
-  plots), ``DEMAND_SECTION``, ``DEPOT_SECTION`` (1-based node ids ending with
-  ``-1`` or at the end of the file), ``EDGE_WEIGHT_SECTION``,
-  ``SERVICE_TIME_SECTION`` and ``TIME_WINDOW_SECTION``; header ``SERVICE_TIME``
-  gives every client the same service time.
-- The heterogeneous-fleet dialect of Pessoa et al. (2018) as converted for
-  PyVRP: ``VEHICLES : k`` and one row per vehicle in ``CAPACITY_SECTION``,
-  ``VEHICLES_FIXED_COST_SECTION``, ``VEHICLES_UNIT_DISTANCE_COST_SECTION`` and
-  ``VEHICLES_DEPOT_SECTION``. Consecutive identical vehicles become one
-  :class:`~rota.problems.routing.VehicleType` with ``count`` set, in file order,
-  so vehicle slot ``i`` of a ``.sol`` file maps to a type. With ``TYPE :
-  HFVRP`` the distances are exact (unrounded) Euclidean and costs are scaled by
-  100, so ``fixed_cost = fixed / 100`` and ``unit_distance_cost = unit / 100``;
-  this reproduces the published objectives.
-
-Node ids are 1-based in files and locations are 0-based in rota. Fields rota
-cannot model (``DISTANCE`` route-length limits, unknown sections) are refused
-rather than dropped.
+numbers, optionally ending with ``EOF``; lines starting with ``#`` are
+comments. :class:`VrplibFile` splits a file into its header and sections and
+reads node rows, id lists and explicit matrices (``EDGE_WEIGHT_FORMAT``
+``FULL_MATRIX``, ``LOWER_ROW``, ``LOWER_DIAG_ROW``, ``UPPER_ROW``,
+``UPPER_DIAG_ROW`` and their ``*_COL`` twins; numbers may wrap over lines
+anywhere; the diagonal is set to 0, TSPLIB files store 9999 or 100000000
+there, which is not a cost). What the sections mean is
+:mod:`rota.problems.routing.io.vrplib_model`'s business.
 
 Solutions
 ---------
@@ -53,6 +31,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,27 +41,11 @@ import numpy as np
 
 from rota.errors import FormatError
 from rota.files import load_text, matrix_bytes, require_memory, write_text
+from rota.problems.routing.evaluation import evaluate
 from rota.problems.routing.io.json import euclidean
-from rota.problems.routing.model import (
-    Route,
-    RoutingInstance,
-    RoutingSolution,
-    VehicleType,
-    evaluate,
-)
+from rota.problems.routing.model import Route, RoutingInstance, RoutingSolution
 
-__all__ = [
-    "read_instance", "read_solution", "write_solution", "distance_matrix",
-    "HFVRP_COST_SCALE",
-]  # fmt: skip
-
-#: Divisor applied to the vehicle cost sections of ``TYPE : HFVRP`` files.
-HFVRP_COST_SCALE = 100.0
-
-_TSP_TYPES = {"TSP", "ATSP"}
-_VRP_TYPES = {"CVRP", "ACVRP", "VRPTW", "CVRPTW", "HFVRP"}
-_EDGE_WEIGHT_TYPES = {"EUC_2D", "CEIL_2D", "ATT", "EXPLICIT"}
-_ROUNDING_OF = {"EUC_2D": "nearest", "CEIL_2D": "ceil", "ATT": "att", "EXPLICIT": "explicit"}
+__all__ = ["VrplibFile", "distance_matrix", "read_solution", "write_solution"]
 # Triangular formats read in the same order as their row twin: a symmetric
 # matrix's upper columns are its lower rows.
 _WEIGHT_FORMATS = {
@@ -98,24 +61,43 @@ _WEIGHT_FORMATS = {
 }
 # Header keys that carry no data rota needs but are harmless to skip.
 _IGNORED_KEYS = {"NAME", "COMMENT", "DISPLAY_DATA_TYPE"}
+#: Per-vehicle values given once for the whole fleet.
+FLEET_KEYS = ("VEHICLES_MAX_DISTANCE", "VEHICLES_MAX_DURATION", "VEHICLES_MAX_RELOADS")
 _KNOWN_KEYS = _IGNORED_KEYS | {
     "TYPE", "DIMENSION", "CAPACITY", "EDGE_WEIGHT_TYPE", "EDGE_WEIGHT_FORMAT",
-    "NODE_COORD_TYPE", "VEHICLES", "SERVICE_TIME", "DISTANCE",
+    "NODE_COORD_TYPE", "VEHICLES", "SERVICE_TIME", "DISTANCE", *FLEET_KEYS,
 }  # fmt: skip
-_VEHICLE_SECTIONS = (
+#: Sections with one row of numbers per vehicle (``id value ...``).
+VEHICLE_SECTIONS = (
     "CAPACITY_SECTION",
     "VEHICLES_FIXED_COST_SECTION",
     "VEHICLES_UNIT_DISTANCE_COST_SECTION",
     "VEHICLES_DEPOT_SECTION",
+    "VEHICLES_MAX_DISTANCE_SECTION",
+    "VEHICLES_MAX_DURATION_SECTION",
+    "VEHICLES_MAX_RELOADS_SECTION",
+)
+#: Sections with one row of node ids per vehicle or group (``id node node ...``).
+LIST_SECTIONS = (
+    "VEHICLES_ALLOWED_CLIENTS_SECTION",
+    "VEHICLES_RELOAD_DEPOT_SECTION",
+    "MUTUALLY_EXCLUSIVE_GROUP_SECTION",
 )
 _NODE_SECTIONS = (
     "NODE_COORD_SECTION",
     "DISPLAY_DATA_SECTION",
     "DEMAND_SECTION",
+    "LINEHAUL_SECTION",
+    "BACKHAUL_SECTION",
     "SERVICE_TIME_SECTION",
     "TIME_WINDOW_SECTION",
+    "RELEASE_TIME_SECTION",
+    "PRIZE_SECTION",
+    "PICKUP_AND_DELIVERY_SECTION",
 )
-_SECTIONS = {"DEPOT_SECTION", "EDGE_WEIGHT_SECTION", *_NODE_SECTIONS, *_VEHICLE_SECTIONS}
+_SECTIONS = {
+    "DEPOT_SECTION", "EDGE_WEIGHT_SECTION", *_NODE_SECTIONS, *VEHICLE_SECTIONS, *LIST_SECTIONS,
+}  # fmt: skip
 
 _HEADER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*:(.*)")
 _SECTION = re.compile(r"([A-Z][A-Z0-9_]*_SECTION)\s*:?\s*(.*)")
@@ -161,17 +143,18 @@ class _Section:
     rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (line, tokens)
 
 
-class _File:
+class VrplibFile:
     """A VRPLIB file split into header fields and raw section rows."""
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
+        self.warned_order = False
         self.header: dict[str, tuple[int, str]] = {}
         self.sections: dict[str, _Section] = {}
         current: _Section | None = None
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
-            if not line:
+            if not line or line.startswith("#"):  # comment lines, as PyVRP's files have
                 continue
             if line[0] in "0123456789+-.":
                 if current is None:
@@ -263,10 +246,21 @@ class _File:
         self.fail(section.line, f"{name}: holds a value that is not a finite number")
 
     def node_rows(
-        self, name: str, columns: Sequence[str], n: int, count_field: str = "DIMENSION"
+        self,
+        name: str,
+        columns: Sequence[str] | None,
+        n: int,
+        count_field: str = "DIMENSION",
     ) -> np.ndarray:
-        """A section of ``id value...`` rows, one per id ``1..n``, ordered by id."""
+        """A section of ``id value...`` rows, one per id ``1..n``, ordered by id.
+
+        ``columns`` names the values of a row; ``None`` takes as many as the
+        first row has (one per load dimension), the same in every row.
+        """
         section = self.sections[name]
+        if columns is None:
+            first = len(section.rows[0][1]) - 1 if section.rows else 1
+            columns = tuple(f"value{k + 1}" for k in range(max(first, 1)))
         width = len(columns) + 1
         layout = " ".join(("id", *columns))
         values = self.numbers(name)  # as many as the file holds: safe to allocate
@@ -283,6 +277,9 @@ class _File:
             if len(row) != width:
                 self.fail(line, f"{name}: expected {width} numbers '{layout}' (got {len(row)})")
         table = values.reshape(-1, width)
+        ids = table[:, 0]
+        if self._in_file_order(ids, n):
+            return table[:, 1:].copy()
         for (line, _), record in zip(section.rows, table, strict=True):
             node = record[0]
             if not node.is_integer() or not 1 <= node <= n:
@@ -299,6 +296,41 @@ class _File:
                 name, f"{count_field} is {n} but {given} rows are given (id {missing} missing)"
             )
         return out
+
+    def _in_file_order(self, ids: np.ndarray, n: int) -> bool:
+        """Whether rows numbered ``0..n-1`` (or ``0, 2..n``, as some converted Li and Lim
+        files are) are to be taken in file order, as PyVRP reads them; says so once."""
+        if len(ids) != n or ids.min() != 0 or ids.max() > n:
+            return False
+        if not (np.all(ids == np.floor(ids)) and len(np.unique(ids)) == n):
+            return False
+        if not self.warned_order:
+            warnings.warn(
+                f"{self.path}: node ids start at 0, not 1; rows are read in file order, as "
+                "PyVRP reads them",
+                stacklevel=3,
+            )
+            self.warned_order = True
+        return True
+
+    def id_lists(self, name: str, count: int, n: int) -> list[tuple[int, ...]]:
+        """A section of ``id node node ...`` rows (ids ``1..count``), as 0-based node tuples."""
+        lists: list[tuple[int, ...] | None] = [None] * count
+        for line, row in self.sections[name].rows:
+            try:
+                values = [int(token) for token in row]
+            except ValueError:
+                self.fail(line, f"{name}: expected integer ids (got {' '.join(row)[:40]!r})")
+            key, nodes = values[0], values[1:]
+            if not 1 <= key <= count:
+                self.fail(line, f"{name}: row id must be in 1..{count} (got {key})")
+            if lists[key - 1] is not None:
+                self.fail(line, f"{name}: row id {key} appears twice")
+            for node in nodes:
+                if not 1 <= node <= n:
+                    self.fail(line, f"{name}: node id must be in 1..{n} (got {node})")
+            lists[key - 1] = tuple(node - 1 for node in nodes)
+        return [() if row is None else row for row in lists]
 
     def depots(self, n: int) -> list[int]:
         section = self.sections["DEPOT_SECTION"]
@@ -369,233 +401,6 @@ class _File:
         nonzero_diagonal = bool(np.diag(matrix).any())
         np.fill_diagonal(matrix, 0.0)
         return matrix, nonzero_diagonal
-
-
-def read_instance(
-    path: str | Path,
-    *,
-    rounding: str | None = None,
-    cost_scale: float | None = None,
-    text: str | None = None,
-) -> RoutingInstance:
-    """Read a VRPLIB or TSPLIB instance.
-
-    Parameters
-    ----------
-    path
-        The file.
-    rounding
-        Override the distance convention of ``EUC_2D`` files (``"exact"``,
-        ``"nearest"``, ``"floor1"``, ``"ceil"``); by default ``"nearest"``
-        (CVRPLIB), or ``"exact"`` for ``TYPE : HFVRP``.
-    cost_scale
-        Divisor of the vehicle cost sections; by default 100 for ``TYPE :
-        HFVRP`` and 1 otherwise.
-    text
-        The file's content when the caller already read it.
-
-    Returns
-    -------
-    RoutingInstance
-        ``metadata`` records ``source``, ``format``, ``type``,
-        ``edge_weight_type`` and ``rounding`` (and ``cost_scale`` when vehicles
-        carry costs).
-
-    Raises
-    ------
-    FormatError
-        One line naming the file and the line or field at fault.
-    """
-    path = Path(path)
-    f = _File(path, load_text(path) if text is None else text)
-
-    problem = f.word("TYPE")
-    if problem is None:
-        problem = "CVRP" if "DEMAND_SECTION" in f.sections else "TSP"
-    elif problem not in _TSP_TYPES | _VRP_TYPES:
-        supported = ", ".join(sorted(_TSP_TYPES | _VRP_TYPES))
-        f.fail(f.header["TYPE"][0], f"field TYPE must be one of {supported} (got {problem})")
-    is_tsp = problem in _TSP_TYPES
-
-    n = f.number("DIMENSION", integer=True)
-    if n is None:
-        f.fail_field("DIMENSION", "missing")
-    if "DISTANCE" in f.header:
-        f.fail(f.header["DISTANCE"][0], "field DISTANCE: route-length limits are not supported")
-    coord_type = f.word("NODE_COORD_TYPE")
-    if coord_type not in (None, "TWOD_COORDS", "NO_COORDS"):
-        f.fail(f.header["NODE_COORD_TYPE"][0], f"field NODE_COORD_TYPE {coord_type} not supported")
-
-    if is_tsp:
-        allowed = {"NODE_COORD_SECTION", "DISPLAY_DATA_SECTION", "EDGE_WEIGHT_SECTION"}
-        for name, section in f.sections.items():
-            if name not in allowed:
-                f.fail(section.line, f"{name} is not used by TYPE {problem}")
-
-    coords = None
-    if "NODE_COORD_SECTION" in f.sections:
-        coords = f.node_rows("NODE_COORD_SECTION", ("x", "y"), n)
-    elif "DISPLAY_DATA_SECTION" in f.sections:
-        coords = f.node_rows("DISPLAY_DATA_SECTION", ("x", "y"), n)
-
-    weight_type = f.word("EDGE_WEIGHT_TYPE")
-    if weight_type is None:
-        f.fail_field("EDGE_WEIGHT_TYPE", "missing")
-    if weight_type not in _EDGE_WEIGHT_TYPES:
-        f.fail(
-            f.header["EDGE_WEIGHT_TYPE"][0],
-            f"field EDGE_WEIGHT_TYPE must be one of {', '.join(sorted(_EDGE_WEIGHT_TYPES))} "
-            f"(got {weight_type})",
-        )
-    metadata: dict = {"source": str(path), "format": "tsplib" if is_tsp else "vrplib"}
-    metadata.update(type=problem, edge_weight_type=weight_type)
-    if f.text("COMMENT"):
-        metadata["comment"] = f.text("COMMENT")
-    if weight_type == "EXPLICIT":
-        if rounding is not None:
-            f.fail_field("EDGE_WEIGHT_TYPE", f"EXPLICIT weights cannot be rounded {rounding!r}")
-        distance, nonzero_diagonal = f.edge_weights(n)
-        metadata["rounding"] = "explicit"
-        if nonzero_diagonal:
-            metadata["diagonal"] = "file diagonal ignored (not a cost)"
-    else:
-        if "EDGE_WEIGHT_SECTION" in f.sections:
-            line = f.sections["EDGE_WEIGHT_SECTION"].line
-            f.fail(line, f"EDGE_WEIGHT_SECTION is not used with EDGE_WEIGHT_TYPE {weight_type}")
-        if coords is None or "NODE_COORD_SECTION" not in f.sections:
-            f.fail_field("NODE_COORD_SECTION", f"missing; EDGE_WEIGHT_TYPE {weight_type} needs it")
-        if rounding is None:
-            exact = problem == "HFVRP" and weight_type == "EUC_2D"
-            rounding = "exact" if exact else _ROUNDING_OF[weight_type]
-        try:
-            distance = distance_matrix(coords, rounding)
-        except ValueError as exc:
-            raise FormatError(f"{path}: {exc}") from None
-        metadata["rounding"] = rounding
-
-    if is_tsp:
-        depots = [0]
-        demand = service = windows = None
-        vehicle_types: tuple[VehicleType, ...] = (VehicleType(capacity=None, count=1),)
-    else:
-        if "DEMAND_SECTION" not in f.sections:
-            f.fail_field("DEMAND_SECTION", f"missing; TYPE {problem} needs client demands")
-        demand = f.node_rows("DEMAND_SECTION", ("demand",), n)[:, 0]
-        if "DEPOT_SECTION" in f.sections:
-            depots = f.depots(n)
-        else:
-            f.fail_field("DEPOT_SECTION", f"missing; TYPE {problem} needs a depot")
-        service = _service_times(f, n, depots)
-        windows = None
-        if "TIME_WINDOW_SECTION" in f.sections:
-            windows = f.node_rows("TIME_WINDOW_SECTION", ("earliest", "latest"), n)
-        scale = cost_scale
-        if scale is None:
-            scale = HFVRP_COST_SCALE if problem == "HFVRP" else 1.0
-        vehicle_types = _fleet(f, n, depots, scale, metadata)
-
-    name = f.text("NAME") or path.stem
-    try:
-        return RoutingInstance(
-            distance=distance,
-            vehicle_types=vehicle_types,
-            depots=tuple(depots),
-            demand=demand,
-            service_time=service,
-            time_windows=windows,
-            coords=coords,
-            name=name,
-            metadata=metadata,
-        )
-    except ValueError as exc:
-        raise FormatError(f"{path}: invalid instance: {exc}") from None
-
-
-def _service_times(f: _File, n: int, depots: list[int]) -> np.ndarray | None:
-    if "SERVICE_TIME_SECTION" in f.sections:
-        if "SERVICE_TIME" in f.header:
-            line = f.header["SERVICE_TIME"][0]
-            f.fail(line, "field SERVICE_TIME conflicts with SERVICE_TIME_SECTION")
-        return f.node_rows("SERVICE_TIME_SECTION", ("service_time",), n)[:, 0]
-    value = f.number("SERVICE_TIME", positive=False)
-    if value is None:
-        return None
-    service = np.full(n, value)
-    service[depots] = 0.0
-    return service
-
-
-def _fleet(
-    f: _File, n: int, depots: list[int], scale: float, metadata: dict
-) -> tuple[VehicleType, ...]:
-    """Vehicle types from ``CAPACITY``/``VEHICLES`` or the per-vehicle sections."""
-    capacity = f.number("CAPACITY")
-    vehicles = f.number("VEHICLES", integer=True)
-    slotted = [name for name in _VEHICLE_SECTIONS if name in f.sections]
-    if not slotted:
-        if capacity is None:
-            f.fail_field("CAPACITY", "missing; give CAPACITY or a CAPACITY_SECTION")
-        if vehicles is not None and len(depots) > 1:
-            f.fail(
-                f.header["VEHICLES"][0],
-                "field VEHICLES with several depots is ambiguous; give VEHICLES_DEPOT_SECTION",
-            )
-        return tuple(VehicleType(capacity=capacity, count=vehicles, depot=d) for d in depots)
-
-    if vehicles is None:
-        f.fail_field("VEHICLES", f"missing; {slotted[0]} needs one row per vehicle")
-    per_slot = {}
-    for name in slotted:
-        per_slot[name] = f.node_rows(name, ("value",), vehicles, "VEHICLES")[:, 0]
-    if "CAPACITY_SECTION" in per_slot:
-        if capacity is not None:
-            f.fail(f.header["CAPACITY"][0], "field CAPACITY and CAPACITY_SECTION both given")
-        capacities = per_slot["CAPACITY_SECTION"]
-    elif capacity is None:
-        f.fail_field("CAPACITY", "missing; give CAPACITY or a CAPACITY_SECTION")
-    else:
-        capacities = np.full(vehicles, capacity)
-    fixed = per_slot.get("VEHICLES_FIXED_COST_SECTION", np.zeros(vehicles)) / scale
-    if "VEHICLES_UNIT_DISTANCE_COST_SECTION" in per_slot:
-        unit = per_slot["VEHICLES_UNIT_DISTANCE_COST_SECTION"] / scale
-    else:
-        unit = np.ones(vehicles)
-    if "VEHICLES_DEPOT_SECTION" in per_slot:
-        slot_depots = per_slot["VEHICLES_DEPOT_SECTION"] - 1
-        for k, d in enumerate(slot_depots):
-            if d not in depots:
-                f.fail_field(
-                    "VEHICLES_DEPOT_SECTION", f"vehicle {k + 1} uses node {d + 1:g}, not a depot"
-                )
-    else:
-        if len(depots) > 1:
-            f.fail_field("VEHICLES_DEPOT_SECTION", "missing; several depots need it")
-        slot_depots = np.full(vehicles, depots[0])
-    metadata["cost_scale"] = scale
-
-    keys = list(zip(capacities, fixed, unit, slot_depots, strict=True))
-    types = []
-    start = 0
-    for k in range(1, vehicles + 1):
-        if k < vehicles and keys[k] == keys[start]:
-            continue
-        cap, fix, per_distance, depot = keys[start]
-        label = f"vehicle {start + 1}" if k - start == 1 else f"vehicles {start + 1}-{k}"
-        try:
-            types.append(
-                VehicleType(
-                    capacity=float(cap),
-                    count=k - start,
-                    fixed_cost=float(fix),
-                    unit_distance_cost=float(per_distance),
-                    depot=int(depot),
-                    name=label,
-                )
-            )
-        except ValueError as exc:
-            f.fail_field(_VEHICLE_SECTIONS[0], f"{label}: {exc}")
-        start = k
-    return tuple(types)
 
 
 # -- solutions -----------------------------------------------------------------
