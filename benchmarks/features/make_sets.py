@@ -9,9 +9,13 @@ test files (shipped in ``tests/data/pyvrp``) are read by ``run.sh`` in place.
 This script derives, deterministically, the sets that have no shipped files:
 
 ``solomon-release.jsonl``
-    the 12 shared Solomon instances with release times drawn by
-    :func:`rota.data.release_times` (uniform up to each client's last feasible
-    departure; seed 0), as ``rota generate vrptw-release`` does;
+    the 12 shared Solomon instances with release times in the manner of
+    PyVRP's ``C201R0.25`` (after Yang, 2023): half the clients, drawn at
+    random, released at ``U(0.2, 0.5)`` times the latest departure from the
+    depot that reaches their window's opening, the others at time 0 (seed 0).
+    Solomon's fleets are fixed and single-trip, so the looser rule of
+    ``rota generate vrptw-release`` (uniform up to the last departure that
+    meets the window's close) leaves most of them without a feasible plan;
 ``x-spd.jsonl``
     the shared CVRPLIB X instances up to 300 clients with simultaneous pickup
     and delivery split from each demand by the rule of Salhi and Nagy (1999):
@@ -33,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 import rota
-from rota.data import generate, release_times, write_set
+from rota.data import generate, write_set
 
 SETS = Path("out/features")
 X_MAX_CLIENTS = 300
+RELEASED_SHARE = 0.5
 
 
 def solomon_release(shared: Path) -> list[rota.RoutingInstance]:
@@ -44,10 +49,13 @@ def solomon_release(shared: Path) -> list[rota.RoutingInstance]:
     for path in sorted((shared / "vrptw").glob("*.txt")):
         instance = rota.read(path)
         rng = np.random.default_rng([0, len(out)])
-        release = release_times(
-            rng, instance.time_windows, instance.travel_time, instance.service_time, True
+        reaches_opening = np.maximum(instance.time_windows[:, 0] - instance.travel_time[0], 0.0)
+        released = rng.random(len(reaches_opening)) < RELEASED_SHARE
+        released[list(instance.depots)] = False
+        release = np.where(
+            released, np.floor(rng.uniform(0.2, 0.5, released.shape) * reaches_opening), 0.0
         )
-        meta = {**instance.metadata, "derived": "release times, rota.data.release_times, seed 0"}
+        meta = {**instance.metadata, "derived": "release times as PyVRP's C201R0.25, seed 0"}
         out.append(
             dataclasses.replace(
                 instance, release_time=release, name=f"{instance.name}-release", metadata=meta

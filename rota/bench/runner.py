@@ -264,18 +264,19 @@ def load_instance(ref: InstanceRef) -> tuple[Any, str]:
     return instance_from_dict(data, where), digest
 
 
-def file_reference(ref: InstanceRef) -> tuple[float, str] | None:
+def file_reference(ref: InstanceRef, instance: Any) -> tuple[float, str] | None:
     """The reference value of an instance file and its kind (``"optimal"`` or ``"bks"``).
 
     Asks :func:`rota.problems.reference.reference_cost` (an ``OPTIMA.txt``
-    entry, the instance's ``.sol`` or a ``BKS.txt`` entry in its folder). Lines
-    of a ``.jsonl`` set have no reference file: ``None``.
+    entry, the evaluated routes of the instance's ``.sol`` or a ``BKS.txt``
+    entry in its folder). Lines of a ``.jsonl`` set have no reference file:
+    ``None``.
     """
     if ref.line is not None:
         return None
     from rota.problems.reference import reference_cost
 
-    found = reference_cost(ref.path)
+    found = reference_cost(ref.path, instance)
     if found is None:
         return None
     if found.kind not in ("optimal", "bks"):
@@ -930,7 +931,7 @@ def run_bench(
     for ref in dict.fromkeys(ref for ref, *_ in todo_plan):
         instance, _ = load_instance(ref)  # a bad instance fails here, before any run starts
         families[ref] = problem_of(instance).name
-        file_refs[ref.id] = file_reference(ref)
+        file_refs[ref.id] = file_reference(ref, instance)
     todo = [
         _Task(ref, digests[ref], families[ref], name, options.get(name, {}),
               options_json(options.get(name)), t, seed)

@@ -281,7 +281,7 @@ def solve(
             "--out a .jsonl file"
         )
     starts = _warm_starts(warm_start or [], instances)
-    reference = reference_cost(instance) if len(instances) == 1 else None
+    reference = reference_cost(instance, instances[0]) if len(instances) == 1 else None
     signum = None
     try:
         results = rota.solve(

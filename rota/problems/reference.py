@@ -3,8 +3,15 @@
 For an instance file ``dir/NAME.ext`` the reference is looked up, in order:
 
 1. ``dir/OPTIMA.txt``: proven optima (``kind="optimal"``);
-2. ``dir/NAME.sol``: its last ``Cost`` line (``kind="bks"``);
+2. ``dir/NAME.sol`` (``kind="bks"``): given the instance, the evaluator's
+   objective of its routes, else its last ``Cost`` line;
 3. ``dir/BKS.txt``: best-known values (``kind="bks"``).
+
+Evaluating the routes guards against ``Cost`` lines in another convention
+(PyVRP's test data states one heterogeneous-fleet cost in its scaled integer
+units, 10^5 times the instance's) and gives files with routes and no
+``Cost`` line a reference. A ``.sol`` whose routes the evaluator finds
+infeasible is no reference at all.
 
 ``OPTIMA.txt`` and ``BKS.txt`` hold ``name value`` lines; ``#`` starts a
 comment. Names are matched against the file's stem.
@@ -16,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rota.errors import FormatError
 from rota.files import load_text
@@ -94,13 +102,31 @@ def reference_files(path: str | Path) -> list[Path]:
     return [path.parent / "OPTIMA.txt", path.with_suffix(".sol"), path.parent / "BKS.txt"]
 
 
-def reference_cost(path: str | Path) -> Reference | None:
+def _solution_cost(solution_path: Path, instance: Any | None) -> float | None:
+    """The reference a ``.sol`` file gives ``instance``; ``None`` when it gives none."""
+    if instance is not None:
+        from rota.problems import evaluate, read_solution
+
+        try:
+            solution = read_solution(solution_path, instance)
+        except (FormatError, ValueError):
+            solution = None  # routes rota cannot read: the Cost line stands alone
+        if solution is not None:
+            evaluation = evaluate(instance, solution)
+            return float(evaluation.objective) if evaluation.feasible else None
+    return _last_cost(solution_path)
+
+
+def reference_cost(path: str | Path, instance: Any | None = None) -> Reference | None:
     """The best-known or optimal objective for the instance file ``path``.
 
     Parameters
     ----------
     path
         An instance file; its folder is searched as the module docstring says.
+    instance
+        The instance read from ``path``: when given, a ``.sol`` file's routes
+        are evaluated rather than its ``Cost`` line trusted.
 
     Returns
     -------
@@ -121,7 +147,7 @@ def reference_cost(path: str | Path) -> Reference | None:
             return Reference(table[name], "optimal", str(optima))
     solution = folder / f"{name}.sol"
     if solution.is_file() and solution != path:
-        cost = _last_cost(solution)
+        cost = _solution_cost(solution, instance)
         if cost is not None:
             return Reference(cost, "bks", str(solution))
     best = folder / "BKS.txt"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import rota
+from rota.problems.reference import reference_cost
 from rota.problems.routing.io.vrplib import read_solution
 from rota.solvers.ortools import ORToolsSolver
 
@@ -100,6 +101,24 @@ def test_solutions_evaluate_to_their_cost(name: str, cost: float, feasible: bool
     report = rota.evaluate(instance, solution)
     assert report.objective == pytest.approx(cost, abs=1e-6)
     assert stated in (None, cost) and report.feasible is feasible
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # the file's Cost line is 1941256006, PyVRP's scaled units; its routes cost this
+        ("X115-HVRP.vrp", pytest.approx(19412.5602, abs=1e-4)),
+        ("OkSmall.txt", 9725.0),  # routes and no Cost line
+        ("OkSmallMultipleReloadDepots.txt", None),  # infeasible routes are no reference
+        ("C201R0.25.vrp", pytest.approx(1068.7, abs=1e-9)),
+    ],
+)
+def test_references_are_the_evaluated_routes_of_the_sol(name: str, expected):
+    path = DATA / name
+    found = reference_cost(path, _read(name))
+    assert (found.value if found else None) == expected
+    if found is not None:
+        assert found.kind == "bks" and found.source == str(path.with_suffix(".sol"))
 
 
 @pytest.mark.parametrize("name", sorted(READABLE))
