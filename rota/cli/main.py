@@ -820,6 +820,61 @@ class _progress:
             self.bar.stop()
 
 
+@app.command()
+@handles_errors
+def train(
+    problem: Annotated[str, typer.Option(help="atsp, acvrp, acvrptw (with --city) or cvrp.")],
+    out: Annotated[
+        Path, typer.Option(help="Training folder: checkpoints, model.pt, metrics, card.")
+    ],
+    nodes: Annotated[int, typer.Option(help="Clients per instance (cities for ATSP).")] = 100,
+    city: Annotated[Path | None, typer.Option(help="City file from `rota data city`.")] = None,
+    max_time: Annotated[
+        str, typer.Option(help="Wall-clock budget of this run: seconds, 30m, 2h, 1h30m.")
+    ] = "1h",
+    device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or gpu.")] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from --out's last checkpoint.")
+    ] = False,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from this model file (same problem, any size).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Instances per step.")] = 64,
+    starts: Annotated[
+        int | None, typer.Option(help="POMO starts per instance (default: every client).")
+    ] = None,
+    epoch_size: Annotated[int, typer.Option(help="Instances per epoch (then validation).")] = 1280,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    embed_dim: Annotated[int, typer.Option(help="Model width.")] = 64,
+    layers: Annotated[int, typer.Option(help="Encoder blocks.")] = 3,
+    val_size: Annotated[int, typer.Option(help="Validation instances (held-out area).")] = 32,
+    reference_time: Annotated[
+        float, typer.Option(help="PyVRP seconds per validation instance (computed once).")
+    ] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed of the training data and weights.")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+) -> None:
+    """Train the neural routing policy (POMO on an RRNCO-style model); resumable."""
+    from rota.models.rrnco import ModelConfig
+    from rota.models.train import TrainSpec, command_line, parse_duration
+    from rota.models.train import train as run_training
+
+    problem_timed = problem == "acvrptw"
+    spec = TrainSpec(
+        problem=problem, nodes=nodes, out=out, max_time=parse_duration(max_time), city=city,
+        device=device, resume=resume, init=init, batch_size=batch_size, starts=starts,
+        epoch_size=epoch_size, lr=lr,
+        val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
+        config=ModelConfig(embed_dim=embed_dim, num_layers=layers, ff_hidden=4 * embed_dim,
+                           timed=problem_timed),
+        command=command_line(),
+    )  # fmt: skip
+    record = run_training(spec)
+    console.print(f"wrote {out / 'model.pt'} and {out / 'card.md'} ({record['steps']} steps)")
+    for name, figures in record["validation"].items():
+        console.print(f"validation gap to pyvrp, {name}: {figures['gap_pct']:.2f} %")
+
+
 def main() -> None:
     """The ``rota`` console script: the app, with usage errors on one line too.
 

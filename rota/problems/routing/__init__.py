@@ -52,6 +52,8 @@ class RoutingProblem(Problem):
         "greedy": "rota.solvers.greedy:GreedySolver",
         "milp": "rota.solvers.milp:MILPSolver",
         "cpsat": "rota.solvers.cpsat:CPSATSolver",
+        "neural": "rota.solvers.neural:NeuralSolver",
+        "hybrid": "rota.solvers.hybrid:HybridSolver",
     }
     default_solver = "pyvrp"
 

@@ -1,0 +1,84 @@
+"""Batched neural decoding on the test sets: seconds per instance and gap to PyVRP.
+
+Usage (from the repository root, after ``bash benchmarks/neural/run.sh``)::
+
+    python benchmarks/neural/throughput.py [--threads 1]
+
+``rota bench`` times one instance per run; this decodes each whole test set
+in one call (``rota.solve(list, solver="neural")``), as a user with many
+instances would, and reports the wall time per instance beside the mean gap
+to the PyVRP 10 s runs of the same bench (``runs.csv``). Writes
+``throughput.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import rota
+
+HERE = Path(__file__).resolve().parent
+SETS = Path("out/neural")
+DECODINGS = (
+    ("greedy", {"decoding": "greedy", "augment": 1}),
+    ("multistart", {"decoding": "multistart", "augment": 1}),
+    ("multistart x8", {"decoding": "multistart", "augment": 8}),
+)
+
+
+def pyvrp_costs() -> dict[str, float]:
+    costs = {}
+    with open(HERE / "runs.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["solver"] == "pyvrp" and row["feasible"] == "true":
+                costs[row["name"]] = float(row["objective"])
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    reference = pyvrp_costs()
+    device = "cuda" if torch.cuda.is_available() else f"CPU, {args.threads} torch thread(s)"
+    lines = [
+        "# Batched neural decoding on the test sets", "",
+        "Command: `python benchmarks/neural/throughput.py "
+        f"--threads {args.threads}`  ",
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
+        f"Machine: {platform.machine()}, {device}  ",
+        "Each set decoded in one call; time is wall time per instance (model load excluded, "
+        "one warm-up call first); gap is the mean over instances of the gap to PyVRP at 10 s "
+        "(`runs.csv`).", "",
+        "| set | decoding | instances | seconds per instance | mean gap to PyVRP % |",
+        "|---|---|---:|---:|---:|",
+    ]  # fmt: skip
+    for problem in ("atsp", "acvrp", "acvrptw", "cvrp"):
+        instances = rota.read_set(SETS / f"{problem}.jsonl")
+        for label, options in DECODINGS:
+            rota.solve(instances[:2], solver="neural", **options)  # load and warm up
+            started = time.perf_counter()
+            results = rota.solve(instances, solver="neural", **options)
+            seconds = (time.perf_counter() - started) / len(instances)
+            gaps = [
+                100 * (r.objective / reference[i.name] - 1)
+                for i, r in zip(instances, results, strict=True)
+                if r.objective is not None and i.name in reference
+            ]
+            gap = f"{np.mean(gaps):.2f}" if gaps else "–"
+            lines.append(f"| {problem}100 | {label} | {len(instances)} | {seconds:.4f} | {gap} |")
+            print(lines[-1], flush=True)
+    (HERE / "throughput.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

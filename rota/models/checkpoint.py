@@ -1,0 +1,174 @@
+"""Model files (``rota.neural/1``) and batched decoding of routing instances.
+
+A model file is a ``torch.save`` of a plain dictionary: ``format``,
+``problem`` and ``nodes`` it was trained for, the :class:`ModelConfig`, the
+policy's ``state_dict`` and ``training`` (what the card reports). It loads on
+a CPU whatever it was trained on. Lightning's checkpoints (optimiser state
+included) stay in the training folder for resuming; only model files ship.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rota.envs.routing import PROBLEMS, make_env, to_tensordict
+from rota.errors import FormatError
+from rota.files import atomic_open
+from rota.models.rrnco import ModelConfig, build_policy
+from rota.problems.routing import RoutingInstance
+
+MODEL_FORMAT = "rota.neural/1"
+DECODINGS = ("greedy", "multistart", "sampling")
+#: A model serves instances from half to twice the size it was trained on.
+SIZE_RANGE = (0.5, 2.0)
+
+
+@dataclass
+class NeuralModel:
+    """A loaded policy and what it was trained for."""
+
+    policy: Any
+    problem: str
+    nodes: int
+    config: ModelConfig
+    training: dict
+    path: str
+
+    def size_reason(self, clients: int) -> str | None:
+        """Why an instance of ``clients`` clients is outside this model's range, or ``None``."""
+        low, high = (round(f * self.nodes) for f in SIZE_RANGE)
+        if not low <= clients <= high:
+            return (
+                f"model {self.path} is trained on {self.problem} with {self.nodes} nodes; "
+                f"it serves {low} to {high}, not {clients}"
+            )
+        return None
+
+
+def save_model(
+    path: str | Path, policy, problem: str, nodes: int, config: ModelConfig, training: dict
+) -> None:
+    """Write a model file atomically (see the module docstring)."""
+    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+    payload = {
+        "format": MODEL_FORMAT, "problem": problem, "nodes": int(nodes),
+        "config": config.as_dict(), "state_dict": state, "training": training,
+    }  # fmt: skip
+    with atomic_open(Path(path), "wb") as handle:
+        torch.save(payload, handle)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralModel:
+    """Read a model file; anything else is a one-line :class:`FormatError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such model file")
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises many types for a file that is not its own
+        raise FormatError(f"{path}: not a rota model file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise FormatError(f"{path}: not a {MODEL_FORMAT} model file")
+    problem = payload.get("problem")
+    if problem not in PROBLEMS:
+        raise FormatError(f"{path}: problem is {problem!r}, expected one of {', '.join(PROBLEMS)}")
+    try:
+        config = ModelConfig(**payload["config"])
+        policy = build_policy(config, make_env(problem).name)
+        policy.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"{path}: model does not load ({type(exc).__name__}: {exc})") from None
+    policy.to(device).eval()
+    return NeuralModel(
+        policy, problem, int(payload["nodes"]), config, dict(payload.get("training", {})), str(path)
+    )
+
+
+def _routes_used(actions: torch.Tensor) -> torch.Tensor:
+    previous = torch.nn.functional.pad(actions[:, :-1], (1, 0))
+    return ((previous == 0) & (actions > 0)).sum(-1)
+
+
+@torch.inference_mode()
+def decode(
+    model: NeuralModel,
+    instances: Sequence[RoutingInstance],
+    decoding: str = "multistart",
+    augment: int = 1,
+    samples: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[tuple[np.ndarray | None, float]]:
+    """The best decoded action sequence of each instance and its cost (instance units).
+
+    ``greedy`` decodes once from the depot, ``multistart`` once from every
+    client (POMO), ``sampling`` draws ``samples`` sequences; ``augment`` (1 or
+    8) repeats it on the dihedral transforms of the positions. An instance
+    with a fleet limit keeps only sequences within it; ``(None, inf)`` when
+    none is.
+    """
+    best = decode_candidates(model, instances, 1, decoding, augment, samples, seed, device)
+    return [found[0] if found else (None, float("inf")) for found in best]
+
+
+@torch.inference_mode()
+def decode_candidates(
+    model: NeuralModel,
+    instances: Sequence[RoutingInstance],
+    keep: int,
+    decoding: str = "multistart",
+    augment: int = 1,
+    samples: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> list[list[tuple[np.ndarray, float]]]:
+    """Up to ``keep`` distinct decoded sequences of each instance, cheapest first.
+
+    Decodings as :func:`decode`; sequences beyond an instance's fleet limit
+    are left out, so an instance may get fewer (or none).
+    """
+    from rl4co.data.transforms import StateAugmentation
+
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding is {decoding!r}, expected one of {', '.join(DECODINGS)}")
+    if augment not in (1, 8):
+        raise ValueError(f"augment is {augment!r}, expected 1 or 8")
+    torch.manual_seed(seed)
+    env = make_env(model.problem)
+    td = to_tensordict(instances, device)
+    batch = len(instances)
+    if augment > 1:
+        td = StateAugmentation(num_augment=augment, augment_fn="dihedral8")(td)
+    td = env.reset(td)
+    kwargs: dict[str, Any] = {"decode_type": "greedy"}
+    if decoding == "multistart":
+        kwargs = {"decode_type": "multistart_greedy", "num_starts": env.get_num_starts(td)}
+    elif decoding == "sampling":
+        kwargs = {"decode_type": "sampling", "num_samples": samples}
+    out = model.policy(td, env, phase="test", return_actions=True, **kwargs)
+    actions, cost = out["actions"].cpu(), -out["reward"].cpu()
+    limits = torch.tensor([inst.vehicle_types[0].count or 0 for inst in instances])
+    rows = torch.arange(actions.shape[0]) % batch
+    over = (limits[rows] > 0) & (_routes_used(actions) > limits[rows])
+    found: list[list[tuple[np.ndarray, float]]] = []
+    for b in range(batch):
+        mine = torch.nonzero((rows == b) & ~over).squeeze(-1)
+        kept: list[tuple[np.ndarray, float]] = []
+        seen: set[bytes] = set()
+        for k in mine[torch.argsort(cost[mine], stable=True)].tolist():
+            sequence = actions[k].numpy()
+            key = np.trim_zeros(sequence, "b").tobytes()  # finished rows pad with depot visits
+            if key in seen:
+                continue
+            seen.add(key)
+            kept.append((sequence, float(cost[k])))
+            if len(kept) == keep:
+                break
+        found.append(kept)
+    return found

@@ -1,0 +1,322 @@
+"""Batched environments, the RRNCO-style policy, model files, training and the neural solver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rota
+from rota.data import generate
+from rota.envs.routing import (
+    PROBLEMS,
+    make_env,
+    problem_of,
+    route_costs,
+    to_solution,
+    to_tensordict,
+)
+from rota.errors import FormatError
+from rota.models.checkpoint import decode, load_model, save_model
+from rota.models.rrnco import ModelConfig, build_policy
+from tests.data.test_generators import grid_city
+
+CITY = grid_city(10)
+TINY = ModelConfig(embed_dim=16, num_layers=1, num_heads=2, ff_hidden=32, ref_nodes=4)
+
+
+def instances(problem: str, count: int, nodes: int, seed: int = 0) -> list[rota.RoutingInstance]:
+    city = None if problem == "cvrp" else CITY
+    return list(generate(problem, count, nodes, seed, city=city))
+
+
+def config_for(problem: str) -> ModelConfig:
+    return ModelConfig(**{**TINY.as_dict(), "timed": problem == "acvrptw"})
+
+
+def random_walk(problem: str, batch: list, rng: np.random.Generator) -> torch.Tensor:
+    """Step the environment with uniformly random allowed actions until every instance is done."""
+    env = make_env(problem)
+    td = env.reset(to_tensordict(batch))
+    actions = []
+    while not td["done"].all():
+        mask = td["action_mask"]
+        assert mask.any(-1).all(), "an instance was left with no allowed action"
+        weights = mask.double() * torch.as_tensor(rng.random(mask.shape))
+        action = weights.argmax(-1)
+        actions.append(action)
+        td.set("action", action)
+        td = env.step(td)["next"]
+    return td, torch.stack(actions, 1)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_random_rollouts_are_feasible_and_cost_what_the_evaluator_says(problem: str):
+    batch = instances(problem, 4, 9)
+    assert {problem_of(i) for i in batch} == {problem}
+    td, actions = random_walk(problem, batch, np.random.default_rng(0))
+    costs = route_costs(td, actions)
+    for k, inst in enumerate(batch):
+        report = rota.evaluate(inst, to_solution(actions[k]))
+        assert report.feasible, report.violations
+        assert costs[k].item() == pytest.approx(report.objective, rel=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    problem=st.sampled_from(PROBLEMS),
+    nodes=st.integers(3, 12),
+    seed=st.integers(0, 10_000),
+    walk=st.integers(0, 10_000),
+)
+def test_masking_never_allows_an_infeasible_action(problem, nodes, seed, walk):
+    batch = instances(problem, 2, nodes, seed)
+    _, actions = random_walk(problem, batch, np.random.default_rng(walk))
+    for k, inst in enumerate(batch):
+        solution = to_solution(actions[k])
+        assert rota.evaluate(inst, solution).feasible
+        assert sorted(c for r in solution.routes for c in r.visits) == list(inst.clients)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_policy_rollouts_match_the_evaluator(problem: str):
+    torch.manual_seed(0)
+    batch = instances(problem, 3, 8, seed=5)
+    env = make_env(problem)
+    policy = build_policy(config_for(problem), env.name)
+    td = env.reset(to_tensordict(batch))
+    out = policy(td, env, phase="test", decode_type="multistart_greedy",
+                 num_starts=env.get_num_starts(td), return_actions=True)  # fmt: skip
+    for row in range(out["actions"].shape[0]):
+        report = rota.evaluate(batch[row % 3], to_solution(out["actions"][row]))
+        assert report.feasible
+        assert -out["reward"][row].item() == pytest.approx(report.objective, rel=1e-6)
+
+
+def test_batches_hold_one_size_and_what_the_environments_model():
+    with pytest.raises(ValueError, match="one size"):
+        to_tensordict(instances("acvrp", 1, 5) + instances("acvrp", 1, 6))
+    release = next(iter(generate("vrptw-release", 1, 5, 0)))
+    with pytest.raises(ValueError, match="release times"):
+        to_tensordict([release])
+
+
+def test_a_few_training_steps_lower_the_cost():
+    torch.manual_seed(0)
+    problem = "atsp"
+    env = make_env(problem)
+    policy = build_policy(config_for(problem), env.name)
+    optimiser = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    held_out = to_tensordict(instances(problem, 32, 8, seed=99))
+
+    def greedy_cost() -> float:
+        with torch.no_grad():
+            out = policy(env.reset(held_out.clone()), env, phase="test", decode_type="greedy")
+        return -out["reward"].mean().item()
+
+    before = greedy_cost()
+    for step in range(30):
+        td = env.reset(to_tensordict(instances(problem, 32, 8, seed=step)))
+        out = policy(td, env, phase="train", decode_type="multistart_sampling", num_starts=7)
+        reward = out["reward"].view(7, 32)
+        advantage = reward - reward.mean(0, keepdim=True)  # POMO's shared baseline
+        loss = -(advantage.flatten() * out["log_likelihood"]).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert greedy_cost() < 0.97 * before
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """Untrained model files of every problem at 8 clients (7 cities for ATSP)."""
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(1)
+    files = {}
+    for problem in PROBLEMS:
+        config = config_for(problem)
+        policy = build_policy(config, make_env(problem).name)
+        files[problem] = folder / f"{problem}8.pt"
+        save_model(files[problem], policy, problem, 8, config, {"runs": []})
+    return files
+
+
+def test_model_file_round_trip_decodes_the_same(model_files, tmp_path: Path):
+    batch = instances("acvrptw", 3, 8, seed=2)
+    model = load_model(model_files["acvrptw"])
+    again_path = tmp_path / "again.pt"
+    save_model(again_path, model.policy, "acvrptw", 8, model.config, {"runs": []})
+    again = load_model(again_path)
+    first = decode(model, batch, "multistart", augment=8)
+    second = decode(again, batch, "multistart", augment=8)
+    assert [c for _, c in first] == [c for _, c in second]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, second, strict=True))
+
+
+def test_bad_model_files_are_one_line_errors(model_files, tmp_path: Path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(FormatError, match="not a rota model file"):
+        load_model(bad)
+    with pytest.raises(FormatError, match="no such model file"):
+        load_model(tmp_path / "absent.pt")
+    torch.save({"format": "rota.neural/1", "problem": "knapsack"}, tmp_path / "other.pt")
+    with pytest.raises(FormatError, match="problem is 'knapsack'"):
+        load_model(tmp_path / "other.pt")
+
+
+def test_neural_solver_refuses_the_wrong_model_or_size(model_files):
+    acvrp = instances("acvrp", 1, 8)[0]
+    with pytest.raises(rota.UnsupportedInstanceError, match="trained on atsp, not acvrp"):
+        rota.solve(acvrp, solver="neural", checkpoint=str(model_files["atsp"]))
+    big = instances("acvrp", 1, 30)[0]
+    with pytest.raises(rota.UnsupportedInstanceError, match="serves 4 to 16, not 30"):
+        rota.solve(big, solver="neural", checkpoint=str(model_files["acvrp"]))
+    release = next(iter(generate("vrptw-release", 1, 8, 0)))
+    with pytest.raises(rota.UnsupportedInstanceError, match="release times"):
+        rota.solve(release, solver="neural", checkpoint=str(model_files["acvrptw"]))
+
+
+@pytest.mark.parametrize("problem", PROBLEMS)
+def test_batch_solving_equals_one_by_one(problem: str, model_files):
+    batch = instances(problem, 3, 8 if problem != "atsp" else 9, seed=4)
+    options = {"checkpoint": str(model_files[problem]), "augment": 8}
+    together = rota.solve(batch, solver="neural", seed=1, **options)
+    alone = [rota.solve(inst, solver="neural", seed=1, **options) for inst in batch]
+    for a, b, inst in zip(together, alone, batch, strict=True):
+        assert a.status is rota.Status.FEASIBLE and a.objective == b.objective
+        assert a.solution == b.solution and a.stats["batch"] == 3
+        assert a.objective == pytest.approx(rota.evaluate(inst, a.solution).objective)
+
+
+def test_decodings_and_sampling_seeds(model_files):
+    batch = instances("acvrp", 2, 8, seed=6)
+    path = str(model_files["acvrp"])
+    greedy = rota.solve(batch, solver="neural", checkpoint=path, decoding="greedy", augment=1)
+    multi = rota.solve(batch, solver="neural", checkpoint=path, decoding="multistart", augment=8)
+    assert all(m.objective <= g.objective for m, g in zip(multi, greedy, strict=True))
+    one = rota.solve(batch, solver="neural", checkpoint=path, decoding="sampling", seed=3)
+    two = rota.solve(batch, solver="neural", checkpoint=path, decoding="sampling", seed=3)
+    assert [r.objective for r in one] == [r.objective for r in two]
+    with pytest.raises(ValueError, match="decoding is 'beam'"):
+        rota.solve(batch[0], solver="neural", checkpoint=path, decoding="beam")
+
+
+def test_a_fleet_limit_keeps_plans_within_it(model_files):
+    import dataclasses
+
+    inst = instances("acvrp", 1, 8, seed=7)[0]
+    vehicle = dataclasses.replace(inst.vehicle_types[0], count=1, capacity=1000)
+    roomy = dataclasses.replace(inst, vehicle_types=(vehicle,))
+    result = rota.solve(roomy, solver="neural", checkpoint=str(model_files["acvrp"]))
+    assert result.status is rota.Status.FEASIBLE and len(result.solution.routes) == 1
+
+
+def test_train_cli_trains_exports_resumes_and_the_solver_uses_it(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from rota.cli.main import app
+    from rota.data import write_set
+
+    runner = CliRunner()
+    city = tmp_path / "grid.npz"
+    CITY.save(city)
+    out = tmp_path / "run"
+    common = ["train", "--problem", "acvrp", "--nodes", "6", "--city", str(city), "--out",
+              str(out), "--max-time", "2s", "--batch-size", "4", "--starts", "3",
+              "--epoch-size", "8", "--val-size", "2", "--reference-time", "0.1",
+              "--embed-dim", "16", "--layers", "1", "--threads", "1"]  # fmt: skip
+    first = runner.invoke(app, common)
+    assert first.exit_code == 0, first.output
+    assert "validation gap to pyvrp, multistart x8" in first.output
+    model = load_model(out / "model.pt")
+    assert (model.problem, model.nodes, len(model.training["runs"])) == ("acvrp", 6, 1)
+    card = (out / "card.md").read_text()
+    assert "held-out 'test' area" in card and "| multistart x8 |" in card
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert list((out / "metrics").glob("version_0/metrics.csv"))
+
+    resumed = runner.invoke(app, [*common, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    model = load_model(out / "model.pt")
+    assert len(model.training["runs"]) == 2 and model.training["steps"] >= 2
+
+    # a curriculum step: a larger size started from this model
+    bigger = [*common, "--init", str(out / "model.pt"), "--nodes", "8"]
+    bigger[bigger.index(str(out))] = str(tmp_path / "run8")
+    grown = runner.invoke(app, bigger)
+    assert grown.exit_code == 0, grown.output
+    grown_model = load_model(tmp_path / "run8" / "model.pt")
+    assert [r["nodes"] for r in grown_model.training["runs"]] == [6, 6, 8]
+    wrong = runner.invoke(app, ["train", "--problem", "cvrp", "--init", str(out / "model.pt"),
+                                "--out", str(tmp_path / "w"), "--val-size", "1"])  # fmt: skip
+    assert wrong.exit_code == 2 and "the model is for acvrp, not cvrp" in wrong.output
+
+    jsonl = tmp_path / "many.jsonl"
+    write_set(instances("acvrp", 3, 6, seed=8), jsonl)
+    solved = runner.invoke(app, ["solve", str(jsonl), "-s", "neural", "-o",
+                                 f"checkpoint={out / 'model.pt'}"])  # fmt: skip
+    assert solved.exit_code == 0, solved.output
+    assert solved.output.count("feasible") == 3
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--problem", "acvrp"], "trains on a city: give --city"),
+        (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
+        (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
+        (["--problem", "cvrp", "--starts", "500"], "starts must be between 2 and 100"),
+        (["--problem", "cvrp", "--resume"], "--resume: no checkpoint to resume"),
+        (["--problem", "cvrp", "--resume", "--init", "m.pt"], "--init starts a new run"),
+    ],
+)
+def test_train_cli_bad_input_is_one_line(tmp_path: Path, arguments, message):
+    from typer.testing import CliRunner
+
+    from rota.cli.main import app
+
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "r"), *arguments])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_hybrid_refines_neural_and_greedy_seeds_within_the_time_limit(model_files):
+    import time
+
+    inst = instances("acvrp", 1, 8, seed=9)[0]
+    started = time.perf_counter()
+    result = rota.solve(inst, solver="hybrid", time_limit=1.0, seed=0,
+                        checkpoint=str(model_files["acvrp"]), seed_count=4)  # fmt: skip
+    wall = time.perf_counter() - started
+    assert result.status is rota.Status.FEASIBLE
+    assert result.objective <= result.stats["best_seed"] + 1e-9
+    assert result.stats["seeds"] >= 2 and set(result.stats["seed_seconds"]) == {"neural", "greedy"}
+    assert result.runtime <= 1.0 + 0.5 and wall <= 1.0 + 2.0
+    assert result.objective == pytest.approx(rota.evaluate(inst, result.solution).objective)
+
+
+def test_neural_candidates_are_distinct_and_sorted(model_files):
+    from rota.solvers.neural import NeuralSolver
+
+    batch = instances("acvrp", 2, 8, seed=10)
+    solver = NeuralSolver(str(model_files["acvrp"]), decoding="sampling", augment=1, samples=32)
+    for found, inst in zip(solver.candidates(batch, 5, seed=0), batch, strict=True):
+        costs = [cost for _, cost in found]
+        assert costs == sorted(costs) and 1 <= len(found) <= 5
+        keys = {np.trim_zeros(actions, "b").tobytes() for actions, _ in found}
+        assert len(keys) == len(found)
+        for actions, cost in found:
+            assert rota.evaluate(inst, to_solution(actions)).objective == pytest.approx(cost)
+
+
+def test_hybrid_options_are_checked():
+    with pytest.raises(ValueError, match="seeds: 'pyvrp' is not a producer"):
+        rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", seeds="pyvrp")
+    with pytest.raises(ValueError, match="refine: greedy takes no warm start"):
+        rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", refine="greedy", seeds="greedy")
