@@ -88,14 +88,15 @@ class GASolver:
         return importlib.util.find_spec("torch") is not None
 
     def supports(self, instance: RoutingInstance) -> str | None:
-        if len(instance.vehicle_types) > 1:
-            return (
+        # one vehicle type with a fixed or unit distance cost is modelled exactly
+        caps = replace(self.capabilities, heterogeneous=True)
+        reason = check_capabilities(self.name, caps, instance)
+        if reason is None and len(instance.vehicle_types) > 1:
+            reason = (
                 f"{self.name} does not support heterogeneous fleets "
                 f"({instance.name} has {len(instance.vehicle_types)} vehicle types)"
             )
-        # one vehicle type with a fixed or unit distance cost is modelled exactly
-        caps = replace(self.capabilities, heterogeneous=True)
-        return check_capabilities(self.name, caps, instance)
+        return reason
 
     def solve(
         self,
@@ -139,15 +140,25 @@ class GASolver:
             if not bool(torch.isfinite(outcome.cost[b])):
                 results.append(
                     finish(
-                        instance, None, Status.NO_SOLUTION, solver=self.name, seed=seed,
-                        stop=stop, stats=stats,
+                        instance,
+                        None,
+                        Status.NO_SOLUTION,
+                        solver=self.name,
+                        seed=seed,
+                        stop=stop,
+                        stats=stats,
                     )  # fmt: skip
                 )
                 continue
             solution = decode(batch, b, outcome.best[b].cpu())
             results.append(
                 finish(
-                    instance, solution, Status.FEASIBLE, solver=self.name, seed=seed, stop=stop,
+                    instance,
+                    solution,
+                    Status.FEASIBLE,
+                    solver=self.name,
+                    seed=seed,
+                    stop=stop,
                     stats=stats,
                 )  # fmt: skip
             )

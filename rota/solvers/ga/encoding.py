@@ -226,9 +226,7 @@ class Segment:
 def visit(batch: Batch, i: torch.Tensor) -> Segment:
     """The segment of a single visit to each node of ``i`` (B, ...)."""
     zero = torch.zeros(i.shape, dtype=torch.float64, device=i.device)
-    return Segment(
-        node(batch.service, i), zero, node(batch.early, i), node(batch.late, i), i, i
-    )
+    return Segment(node(batch.service, i), zero, node(batch.early, i), node(batch.late, i), i, i)
 
 
 def merge(batch: Batch, a: Segment, b: Segment) -> Segment:

@@ -52,7 +52,9 @@ class Routes:
         pos.scatter_(2, clients, self.positions.expand(B, P, M).contiguous())
         self.pos = pos[:, :, : batch.nodes]
         start = torch.full((B, P, M + 1), M, dtype=torch.int64, device=device)
-        start.scatter_(2, torch.where(depot, self.rid, M), self.positions.expand(B, P, M).contiguous())
+        start.scatter_(
+            2, torch.where(depot, self.rid, M), self.positions.expand(B, P, M).contiguous()
+        )
         self.start = start[:, :, :M]
         self.end = torch.cat([self.start[:, :, 1:], torch.full_like(start[:, :, :1], M)], dim=2)
         demand = node(batch.demand, seq)
@@ -71,24 +73,24 @@ class Routes:
             self.warp = torch.zeros_like(self.load)
 
     def _segments(self) -> None:
+        # One step per position *within* routes, all routes at once: as many
+        # steps as the longest route, not as the whole sequence.
         batch, seq = self.batch, self.seq
         M = seq.shape[2]
         visits = visit(batch, seq)
         depot = seq == 0
-        fwd = [visits.fields()[f][:, :, 0] for f in range(6)]
-        forward = [fwd]
-        for p in range(1, M):
-            here = Segment(*(f[:, :, p] for f in visits.fields()))
-            joined = merge(batch, Segment(*forward[-1]), here)
-            forward.append(list(here.where(depot[:, :, p], joined).fields()))
-        backward = [[f[:, :, M - 1] for f in visits.fields()]]
-        for p in range(M - 2, -1, -1):
-            here = Segment(*(f[:, :, p] for f in visits.fields()))
-            joined = merge(batch, here, Segment(*backward[-1]))
-            backward.append(list(here.where(depot[:, :, p], joined).fields()))
-        backward.reverse()
-        self.forward = [torch.stack([s[f] for s in forward], dim=2) for f in range(6)]
-        self.backward = [torch.stack([s[f] for s in backward], dim=2) for f in range(6)]
+        into = self.positions - self.start.gather(2, self.rid)  # steps since the route began
+        left = torch.where(depot, 0, self.end.gather(2, self.rid) - self.positions)
+        forward, backward = list(visits.fields()), list(visits.fields())
+        for step in range(1, int(into.max()) + 1):
+            before = Segment(*(torch.cat([f[:, :, :1], f[:, :, :-1]], dim=2) for f in forward))
+            joined = merge(batch, before, visits)
+            forward = list(joined.where(into == step, Segment(*forward)).fields())
+        for step in range(1, int(left.max()) + 1):
+            after = Segment(*(torch.cat([f[:, :, 1:], f[:, :, -1:]], dim=2) for f in backward))
+            joined = merge(batch, visits, after)
+            backward = list(joined.where(left == step, Segment(*backward)).fields())
+        self.forward, self.backward = forward, backward
         last = (self.end - 1).clamp(max=M - 1)
         depot_visit = visit(batch, torch.zeros_like(seq))
         closed = merge(batch, self.fwd(last), depot_visit)
@@ -263,7 +265,7 @@ class _Moves:
 
     def empty_route(self) -> tuple[torch.Tensor, dict]:
         """Move ``u`` alone into the first unused route slot, if there is one."""
-        r, u, pu = self.r, self.u, self.pu
+        r, pu = self.r, self.pu
         M = r.seq.shape[2]
         empty = (r.end == r.start + 1) & r.live & (r.end < M)
         has = empty.any(dim=2, keepdim=True)
@@ -292,7 +294,9 @@ def _best_over_neighbours(gain: torch.Tensor, ranges: dict) -> tuple[torch.Tenso
     return best.squeeze(3), out
 
 
-def improve_round(batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def improve_round(
+    batch: Batch, seq: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One round: the sequences after the applied moves, and how many were applied (B, P)."""
     routes = Routes(batch, seq, weights)
     moves = _Moves(routes)
@@ -322,7 +326,9 @@ def improve_round(batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> tup
 
     stacked = torch.stack(gains, dim=3)
     gain, kind = stacked.max(dim=3, keepdim=True)
-    f = {key: torch.stack(values, dim=3).gather(3, kind).squeeze(3) for key, values in fields.items()}
+    f = {
+        key: torch.stack(values, dim=3).gather(3, kind).squeeze(3) for key, values in fields.items()
+    }
     gain = gain.squeeze(3)
     accept = _disjoint(gain, f["r1"], f["r2"], M)
     return _apply(seq, accept, f, moves.S), accept.sum(dim=2)
@@ -371,13 +377,24 @@ def _apply(seq: torch.Tensor, accept: torch.Tensor, f: dict, S: int) -> torch.Te
     return seq.gather(2, key.argsort(dim=2))
 
 
-def local_search(
-    batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=None
-) -> torch.Tensor:
-    """Rounds of :func:`improve_round` until no individual improves (or ``stop()`` says so)."""
+def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=None) -> torch.Tensor:
+    """Rounds of :func:`improve_round` until no individual improves (or ``stop()`` says so).
+
+    An individual that applied no move is at a local optimum and stays there,
+    so each round works on the individuals that moved in the last one only,
+    as many per instance as the busiest instance has (the others padded with
+    settled ones, which the round leaves as they are).
+    """
+    B, P, M = seq.shape
+    active = torch.ones((B, P), dtype=torch.bool, device=seq.device)
     for _ in range(MAX_ROUNDS):
-        seq, applied = improve_round(batch, seq, weights)
-        if not bool(applied.any()) or (stop is not None and stop()):
+        width = int(active.sum(dim=1).max())
+        rows = (~active).to(torch.int8).argsort(dim=1, stable=True)[:, :width]
+        index = rows.unsqueeze(2).expand(B, width, M)
+        moved, applied = improve_round(batch, seq.gather(1, index), weights)
+        seq = seq.scatter(1, index, moved)
+        active = torch.zeros_like(active).scatter(1, rows, applied > 0)
+        if not bool(active.any()) or (stop is not None and stop()):
             break
     return seq
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+
 def _shr(x: torch.Tensor, bits: int) -> torch.Tensor:
     # torch shifts int64 arithmetically; a hash needs the logical shift
     return (x >> bits) & ((1 << (64 - bits)) - 1)

@@ -104,7 +104,7 @@ def run(
 ) -> Outcome:
     """Evolve every instance of ``batch`` until ``stop``; ``starts[b]`` are flat sequences."""
     rng = CounterRng(seed, batch.device)
-    B, P, O = batch.size, settings.population, settings.offspring
+    B, P, C = batch.size, settings.population, settings.offspring
     weights = _initial_weights(batch)
     tolerance = _tolerances(batch)
 
@@ -129,17 +129,19 @@ def run(
             population.cost(weights), broken_pairs(batch, population.seq), settings.elite,
             settings.close,
         )  # fmt: skip
-        draws = rng.arange_uniform(O, 4)  # two tournaments of two
-        picks = (draws * P).long().clamp(max=P - 1).expand(B, O, 4)
-        scores = fitness.gather(1, picks.reshape(B, -1)).view(B, O, 4)
+        draws = rng.arange_uniform(C, 4)  # two tournaments of two
+        picks = (draws * P).long().clamp(max=P - 1).expand(B, C, 4)
+        scores = fitness.gather(1, picks.reshape(B, -1)).view(B, C, 4)
         first = torch.where(scores[:, :, 0] <= scores[:, :, 1], picks[:, :, 0], picks[:, :, 1])
         second = torch.where(scores[:, :, 2] <= scores[:, :, 3], picks[:, :, 2], picks[:, :, 3])
         tours = giant_tours(batch, population.seq)
         mothers = tours.gather(1, first.unsqueeze(2).expand(-1, -1, tours.shape[2]))
         fathers = tours.gather(1, second.unsqueeze(2).expand(-1, -1, tours.shape[2]))
-        children = order_crossover(mothers, fathers, batch.n, rng.arange_uniform(O, 2).expand(B, O, 2))
+        children = order_crossover(
+            mothers, fathers, batch.n, rng.arange_uniform(C, 2).expand(B, C, 2)
+        )
         children = swap_mutation(
-            children, batch.n, rng.arange_uniform(O, 3).expand(B, O, 3), settings.mutation
+            children, batch.n, rng.arange_uniform(C, 3).expand(B, C, 3), settings.mutation
         )
         child_seq = local_search(batch, split(batch, children, weights), weights, out_of_time)
         offspring = _Scored(batch, child_seq, weights)

@@ -75,7 +75,9 @@ def split(batch: Batch, giant: torch.Tensor, weights: torch.Tensor) -> torch.Ten
         route = torch.where(ok, route, torch.inf)
         reach = best[:, :, :, starts] + route[:, :, None, :]  # (B, P, S, W) from each state
         stay = torch.where(saturate, reach[:, :, -1, :], torch.inf)
-        options = torch.cat([reach[:, :, :-1, :], torch.full_like(reach[:, :, :-1, :], torch.inf)], 3)
+        options = torch.cat(
+            [reach[:, :, :-1, :], torch.full_like(reach[:, :, :-1, :], torch.inf)], 3
+        )
         options[:, :, -1, W:] = stay
         value, choice = options.min(dim=3)
         best[:, :, 1:, j] = value
