@@ -175,6 +175,14 @@ def test_fixed_and_unit_costs_of_one_vehicle_type_are_modelled() -> None:
     assert result.objective == rota.evaluate(instance, result.solution).objective
 
 
+def test_one_client_and_two_clients() -> None:
+    for n in (1, 2):
+        instance = random_instance(8, n, "cvrp")
+        result = solve(instance)
+        assert result.status is rota.Status.FEASIBLE
+        assert sorted(c for r in result.solution.routes for c in r.visits) == list(range(1, n + 1))
+
+
 def test_refuses_what_it_does_not_model_by_name() -> None:
     with pytest.raises(rota.UnsupportedInstanceError, match="heterogeneous"):
         solve(tiny_instance("hfvrp"))

@@ -132,10 +132,8 @@ def encode(instances: list[RoutingInstance], device: torch.device, k: int) -> Ba
         near = np.minimum(dist[1:, 1:], dist[1:, 1:].T)
         np.fill_diagonal(near, np.inf)
         kk = min(neighbours.shape[2], m - 1)
-        if kk > 0:
-            order = np.argsort(near, axis=1, kind="stable")[:, :kk] + 1
-            neighbours[b, 1 : m + 1, :kk] = order
-            neighbours[b, 1 : m + 1, kk:] = np.arange(1, m + 1)[:, None]  # self: masked
+        neighbours[b, 1 : m + 1, :] = np.arange(1, m + 1)[:, None]  # itself: no move
+        neighbours[b, 1 : m + 1, :kk] = np.argsort(near, axis=1, kind="stable")[:, :kk] + 1
         scales.append(scale)
         locations.append(nodes.astype(np.int64))
 
