@@ -52,6 +52,7 @@ class RoutingProblem(Problem):
         "greedy": "rota.solvers.greedy:GreedySolver",
         "milp": "rota.solvers.milp:MILPSolver",
         "cpsat": "rota.solvers.cpsat:CPSATSolver",
+        "ga": "rota.solvers.ga:GASolver",
         "neural": "rota.solvers.neural:NeuralSolver",
         "hybrid": "rota.solvers.hybrid:HybridSolver",
     }

@@ -1,0 +1,402 @@
+"""Batched granular local search on flat sequences.
+
+One round evaluates, for every individual of every instance at once, each
+client ``u`` against its ``k`` nearest clients ``v`` under seven moves:
+relocate ``u`` (or the two or three clients from ``u`` on: or-opt) after
+``v``, relocate ``u`` before ``v``, swap ``u`` and ``v``, 2-opt* (``u``'s
+route continues with ``v`` and ``v``'s former predecessor with ``u``'s
+tail: tails are exchanged, never reversed, so asymmetric matrices are safe),
+2-opt inside a route (symmetric instances only: it reverses a segment), and
+``u`` into an empty route. Each client keeps its best move; a move is applied
+when it is the best move touching each of its (one or two) routes, so the
+applied moves touch disjoint routes, their gains add up exactly, and the
+penalised cost falls by their sum. Rounds repeat until nothing improves.
+
+Gains are penalised costs: distance, plus weights on load over capacity and
+on time warp (HGS-CVRP's time-window segments, concatenated in O(1) from
+each position's forward and backward segments). Moves inside one route of
+an instance with time windows would need the segments of inner subsequences
+and are skipped there.
+
+Applying moves needs no loop over them: each move renumbers one or two
+ranges of positions (a moved client, a tail, a reversed segment) with sort
+keys placed just after its anchor, and one argsort rebuilds the sequences.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rota.solvers.ga.encoding import Batch, Segment, arc, merge, node, take, visit
+
+#: Smallest penalised gain (in normalised cost) that counts as an improvement.
+EPSILON = 1e-12
+
+#: Rounds per call at most; a local optimum is usually reached far sooner.
+MAX_ROUNDS = 1000
+
+
+class Routes:
+    """What a round needs of flat sequences (B, P, M): positions, routes, loads, segments."""
+
+    def __init__(self, batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> None:
+        self.batch, self.seq, self.weights = batch, seq, weights
+        B, P, M = seq.shape
+        device = seq.device
+        self.positions = torch.arange(M, device=device)
+        depot = seq == 0
+        self.rid = torch.cumsum(depot.long(), dim=2) - 1
+        pos = torch.zeros((B, P, batch.nodes), dtype=torch.int64, device=device)
+        clients = torch.where(depot, batch.nodes, seq)
+        pos = torch.cat([pos, pos[:, :, :1]], dim=2)
+        pos.scatter_(2, clients, self.positions.expand(B, P, M).contiguous())
+        self.pos = pos[:, :, : batch.nodes]
+        start = torch.full((B, P, M + 1), M, dtype=torch.int64, device=device)
+        start.scatter_(
+            2, torch.where(depot, self.rid, M), self.positions.expand(B, P, M).contiguous()
+        )
+        self.start = start[:, :, :M]
+        self.end = torch.cat([self.start[:, :, 1:], torch.full_like(start[:, :, :1], M)], dim=2)
+        demand = node(batch.demand, seq)
+        self.load = torch.zeros((B, P, M), dtype=torch.float64, device=device)
+        self.load.scatter_add_(2, self.rid, demand)
+        cumulative = torch.cumsum(demand, dim=2)
+        self.prefix = cumulative - cumulative.gather(2, self.start.gather(2, self.rid))
+        capacity = batch.capacity[:, None, None]
+        self.capacity = capacity
+        self.excess = torch.clamp(self.load - capacity, min=0)
+        self.live = self.positions < batch.routes[:, None, None]  # route ids in use
+        self.timed = batch.timed
+        if self.timed:
+            self._segments()
+        else:
+            self.warp = torch.zeros_like(self.load)
+
+    def _segments(self) -> None:
+        # One step per position *within* routes, all routes at once: as many
+        # steps as the longest route, not as the whole sequence.
+        batch, seq = self.batch, self.seq
+        M = seq.shape[2]
+        visits = visit(batch, seq)
+        depot = seq == 0
+        into = self.positions - self.start.gather(2, self.rid)  # steps since the route began
+        left = torch.where(depot, 0, self.end.gather(2, self.rid) - self.positions)
+        forward, backward = list(visits.fields()), list(visits.fields())
+        for step in range(1, int(into.max()) + 1):
+            before = Segment(*(torch.cat([f[:, :, :1], f[:, :, :-1]], dim=2) for f in forward))
+            joined = merge(batch, before, visits)
+            forward = list(joined.where(into == step, Segment(*forward)).fields())
+        for step in range(1, int(left.max()) + 1):
+            after = Segment(*(torch.cat([f[:, :, 1:], f[:, :, -1:]], dim=2) for f in backward))
+            joined = merge(batch, visits, after)
+            backward = list(joined.where(left == step, Segment(*backward)).fields())
+        self.forward, self.backward = forward, backward
+        last = (self.end - 1).clamp(max=M - 1)
+        depot_visit = visit(batch, torch.zeros_like(seq))
+        closed = merge(batch, self.fwd(last), depot_visit)
+        self.warp = torch.where(self.end < M, closed.warp, 0.0)
+
+    def fwd(self, position: torch.Tensor) -> Segment:
+        """The route from its depot through ``position``."""
+        position = self.clamp(position)
+        return Segment(*(take(f, position) for f in self.forward))
+
+    def bwd(self, position: torch.Tensor) -> Segment:
+        """The route from ``position`` to its closing depot."""
+        position = self.clamp(position)
+        return Segment(*(take(f, position) for f in self.backward))
+
+    def clamp(self, position: torch.Tensor) -> torch.Tensor:
+        # moves that would reach past the sequence are masked; their lookups must not fail
+        return position.clamp(0, self.seq.shape[2] - 1)
+
+    def at(self, values: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        """``values`` (B, P, M) at positions (or route ids) ``position``."""
+        return take(values, self.clamp(position))
+
+    def change(self, route: torch.Tensor, load: torch.Tensor, warp: torch.Tensor | None):
+        """Penalty change of ``route`` when its load and warp become ``load`` and ``warp``."""
+        excess = torch.clamp(load - self.capacity.view(-1, *[1] * (load.dim() - 1)), min=0)
+        out = self.weights[:, 0].view(-1, *[1] * (load.dim() - 1)) * (
+            excess - take(self.excess, route)
+        )
+        if warp is not None:
+            out = out + self.weights[:, 1].view(-1, *[1] * (load.dim() - 1)) * (
+                warp - take(self.warp, route)
+            )
+        return out
+
+    def totals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(distance, load over capacity, time warp) of each individual, (B, P) each."""
+        seq = self.seq
+        distance = arc(self.batch.cost, seq[:, :, :-1], seq[:, :, 1:]).sum(dim=2)
+        return distance, self.excess.sum(dim=2), self.warp.sum(dim=2)
+
+
+def penalised(batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Distance plus weighted load excess and time warp, (B, P)."""
+    distance, excess, warp = Routes(batch, seq, weights).totals()
+    return distance + weights[:, 0, None] * excess + weights[:, 1, None] * warp
+
+
+class _Moves:
+    """Gains and ranges of every move type for one round."""
+
+    def __init__(self, routes: Routes) -> None:
+        self.r = routes
+        batch, seq = routes.batch, routes.seq
+        B, P, M = seq.shape
+        self.S = M + 1  # sort-key spacing: a range of up to M positions fits between two keys
+        N = batch.nodes - 1
+        self.u = torch.arange(1, N + 1, device=seq.device).view(1, 1, N, 1).expand(B, P, N, 1)
+        self.pu = take(routes.pos, self.u)
+        self.valid_u = self.u <= batch.n.view(B, 1, 1, 1)
+        self.intra_ok = ~batch.windowed.view(B, 1, 1, 1)
+
+    def seq_at(self, position: torch.Tensor) -> torch.Tensor:
+        return take(self.r.seq, position.clamp(0, self.r.seq.shape[2] - 1))
+
+    def cost(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        return arc(self.r.batch.cost, i, j)
+
+    def relocate(self, anchor: torch.Tensor, length: int) -> tuple[torch.Tensor, dict]:
+        """Move the ``length`` clients from ``u`` to just after position ``anchor``."""
+        r, pu, u = self.r, self.pu, self.u
+        anchor, pu, u = torch.broadcast_tensors(anchor, pu, u)
+        last_pos = pu + length - 1
+        inside = torch.ones_like(self.valid_u.expand_as(u))
+        for step in range(1, length):
+            inside = inside & (self.seq_at(pu + step) > 0)
+        pred, last, after = self.seq_at(pu - 1), self.seq_at(last_pos), self.seq_at(last_pos + 1)
+        x, y = self.seq_at(anchor), self.seq_at(anchor + 1)
+        ok = inside & ((anchor < pu - 1) | (anchor > last_pos)) & (anchor >= 0)
+        delta = (
+            self.cost(pred, after) - self.cost(pred, u) - self.cost(last, after)
+            + self.cost(x, u) + self.cost(last, y) - self.cost(x, y)
+        )  # fmt: skip
+        ra = r.at(r.rid, anchor)
+        ru = r.at(r.rid, pu)
+        same = ra == ru
+        moved = r.at(r.prefix, last_pos) - r.at(r.prefix, pu - 1)
+        warp_u = warp_a = None
+        if r.timed:
+            piece = visit(r.batch, u)
+            for step in range(1, length):
+                piece = merge(r.batch, piece, visit(r.batch, self.seq_at(pu + step)))
+            warp_u = merge(r.batch, r.fwd(pu - 1), r.bwd(last_pos + 1)).warp
+            into = merge(r.batch, merge(r.batch, r.fwd(anchor), piece), r.bwd(anchor + 1))
+            warp_a = into.warp
+        penalty = r.change(ru, take(r.load, ru) - moved, warp_u)
+        penalty = penalty + r.change(ra, take(r.load, ra) + moved, warp_a)
+        delta = delta + torch.where(same, 0.0, penalty)
+        ok = ok & (~same | self.intra_ok)
+        ranges = {"r1": ru, "r2": ra, "lo1": pu, "hi1": last_pos, "base1": anchor * self.S + 1,
+                  "step1": torch.ones_like(pu)}  # fmt: skip
+        return self._gain(delta, ok), ranges
+
+    def swap(self, v: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        r, u = self.r, self.u
+        pu, pv = torch.broadcast_tensors(self.pu, take(r.pos, v))
+        u, v = torch.broadcast_tensors(u, v)
+        pred_u, succ_u = self.seq_at(pu - 1), self.seq_at(pu + 1)
+        pred_v, succ_v = self.seq_at(pv - 1), self.seq_at(pv + 1)
+        ok = (pv != pu + 1) & (pv != pu - 1)
+        delta = (
+            self.cost(pred_u, v) + self.cost(v, succ_u) + self.cost(pred_v, u)
+            + self.cost(u, succ_v) - self.cost(pred_u, u) - self.cost(u, succ_u)
+            - self.cost(pred_v, v) - self.cost(v, succ_v)
+        )  # fmt: skip
+        ru, rv = r.at(r.rid, pu), r.at(r.rid, pv)
+        same = ru == rv
+        du, dv = node(r.batch.demand, u), node(r.batch.demand, v)
+        warp_u = warp_v = None
+        if r.timed:
+            b = r.batch
+            warp_u = merge(b, merge(b, r.fwd(pu - 1), visit(b, v)), r.bwd(pu + 1)).warp
+            warp_v = merge(b, merge(b, r.fwd(pv - 1), visit(b, u)), r.bwd(pv + 1)).warp
+        penalty = r.change(ru, take(r.load, ru) - du + dv, warp_u)
+        penalty = penalty + r.change(rv, take(r.load, rv) - dv + du, warp_v)
+        delta = delta + torch.where(same, 0.0, penalty)
+        ok = ok & (~same | self.intra_ok)
+        one = torch.zeros_like(pu)
+        ranges = {"r1": ru, "r2": rv, "lo1": pu, "hi1": pu, "base1": pv * self.S, "step1": one,
+                  "lo2": pv, "hi2": pv, "base2": pu * self.S, "step2": one}  # fmt: skip
+        return self._gain(delta, ok), ranges
+
+    def two_opt_star(self, v: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """``u`` then ``v`` in one route; ``v``'s predecessor ``w`` then ``u``'s old tail."""
+        r, u = self.r, self.u
+        pu, pv = torch.broadcast_tensors(self.pu, take(r.pos, v))
+        u, v = torch.broadcast_tensors(u, v)
+        pw = pv - 1
+        w, succ_u = self.seq_at(pw), self.seq_at(pu + 1)
+        ru, rv = r.at(r.rid, pu), r.at(r.rid, pv)
+        ok = ru != rv
+        delta = self.cost(u, v) + self.cost(w, succ_u) - self.cost(u, succ_u) - self.cost(w, v)
+        pre_u, pre_w = r.at(r.prefix, pu), r.at(r.prefix, pw)
+        load_u, load_v = take(r.load, ru), take(r.load, rv)
+        warp_u = warp_v = None
+        if r.timed:
+            warp_u = merge(r.batch, r.fwd(pu), r.bwd(pv)).warp
+            warp_v = merge(r.batch, r.fwd(pw), r.bwd(pu + 1)).warp
+        delta = delta + r.change(ru, pre_u + load_v - pre_w, warp_u)
+        delta = delta + r.change(rv, pre_w + load_u - pre_u, warp_v)
+        one = torch.ones_like(pu)
+        ranges = {"r1": ru, "r2": rv,
+                  "lo1": pu + 1, "hi1": r.at(r.end, ru) - 1, "base1": pw * self.S + 1, "step1": one,
+                  "lo2": pw + 1, "hi2": r.at(r.end, rv) - 1, "base2": pu * self.S + 1,
+                  "step2": one}  # fmt: skip
+        return self._gain(delta, ok), ranges
+
+    def two_opt(self, v: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Reverse the part of a route between ``u`` and ``v`` (symmetric instances)."""
+        r = self.r
+        pu, pv = torch.broadcast_tensors(self.pu, take(r.pos, v))
+        a, b = torch.minimum(pu, pv), torch.maximum(pu, pv)
+        xa, xb = self.seq_at(a), self.seq_at(b)
+        sa, sb = self.seq_at(a + 1), self.seq_at(b + 1)
+        ru = r.at(r.rid, pu)
+        ok = (ru == r.at(r.rid, pv)) & (b > a + 1) & self.intra_ok
+        ok = ok & r.batch.symmetric.view(-1, 1, 1, 1)
+        delta = self.cost(xa, xb) + self.cost(sa, sb) - self.cost(xa, sa) - self.cost(xb, sb)
+        ranges = {"r1": ru, "r2": ru, "lo1": a + 1, "hi1": b, "base1": b * self.S,
+                  "step1": torch.full_like(a, -self.S)}  # fmt: skip
+        return self._gain(delta, ok), ranges
+
+    def empty_route(self) -> tuple[torch.Tensor, dict]:
+        """Move ``u`` alone into the first unused route slot, if there is one."""
+        r, pu = self.r, self.pu
+        M = r.seq.shape[2]
+        empty = (r.end == r.start + 1) & r.live & (r.end < M)
+        has = empty.any(dim=2, keepdim=True)
+        slot = empty.long().argmax(dim=2, keepdim=True)  # (B, P, 1)
+        anchor = r.start.gather(2, slot).unsqueeze(3).expand_as(pu)
+        gain, ranges = self.relocate(anchor, 1)
+        return torch.where(has.unsqueeze(3), gain, -torch.inf), ranges
+
+    def _gain(self, delta: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
+        return torch.where(ok & self.valid_u, -delta, -torch.inf)
+
+
+_RANGE_KEYS = ("r1", "r2", "lo1", "hi1", "base1", "step1", "lo2", "hi2", "base2", "step2")
+
+
+def _best_over_neighbours(gain: torch.Tensor, ranges: dict) -> tuple[torch.Tensor, dict]:
+    """Each client's best move of one type: (B, P, N) gains and range fields."""
+    best, index = gain.max(dim=3, keepdim=True)
+    out = {}
+    for key in _RANGE_KEYS:
+        value = ranges.get(key)
+        if value is None:  # a move with one range: the second is empty
+            value = torch.zeros_like(index) if key != "hi2" else torch.full_like(index, -1)
+        value = value.expand(gain.shape) if value.shape != gain.shape else value
+        out[key] = value.gather(3, index).squeeze(3)
+    return best.squeeze(3), out
+
+
+def improve_round(
+    batch: Batch, seq: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round: the sequences after the applied moves, and how many were applied (B, P)."""
+    routes = Routes(batch, seq, weights)
+    moves = _Moves(routes)
+    B, P, M = seq.shape
+    N = batch.nodes - 1
+    if batch.neighbours.shape[2] == 0 or N < 2:
+        return seq, torch.zeros((B, P), dtype=torch.int64, device=seq.device)
+    v = batch.neighbours[:, 1:, :].unsqueeze(1).expand(B, P, N, -1)
+    valid_v = v != moves.u
+    pv = take(routes.pos, v)
+    candidates = []
+    for length in (1, 2, 3):
+        candidates.append(moves.relocate(pv, length))
+    candidates.append(moves.relocate(pv - 1, 1))
+    candidates += [moves.swap(v), moves.two_opt_star(v), moves.two_opt(v)]
+    gains, fields = [], {key: [] for key in _RANGE_KEYS}
+    for gain, ranges in candidates:
+        best, chosen = _best_over_neighbours(torch.where(valid_v, gain, -torch.inf), ranges)
+        gains.append(best)
+        for key in _RANGE_KEYS:
+            fields[key].append(chosen[key])
+    gain, ranges = moves.empty_route()
+    best, chosen = _best_over_neighbours(gain, ranges)
+    gains.append(best)
+    for key in _RANGE_KEYS:
+        fields[key].append(chosen[key])
+
+    stacked = torch.stack(gains, dim=3)
+    gain, kind = stacked.max(dim=3, keepdim=True)
+    f = {
+        key: torch.stack(values, dim=3).gather(3, kind).squeeze(3) for key, values in fields.items()
+    }
+    gain = gain.squeeze(3)
+    accept = _disjoint(gain, f["r1"], f["r2"], M)
+    return _apply(seq, accept, f, moves.S), accept.sum(dim=2)
+
+
+def _disjoint(gain: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, M: int) -> torch.Tensor:
+    """Improving moves that are the best (then lowest client) of each route they touch."""
+    B, P, N = gain.shape
+    improving = gain > EPSILON
+    gain = torch.where(improving, gain, -torch.inf)
+    best = torch.full((B, P, M), -torch.inf, dtype=gain.dtype, device=gain.device)
+    best.scatter_reduce_(2, r1, gain, "amax")
+    best.scatter_reduce_(2, r2, gain, "amax")
+    top = (gain == best.gather(2, r1)) & (gain == best.gather(2, r2)) & improving
+    ids = torch.arange(N, device=gain.device).expand(B, P, N)
+    big = torch.full_like(ids, N)
+    first = torch.full((B, P, M), N, dtype=torch.int64, device=gain.device)
+    first.scatter_reduce_(2, r1, torch.where(gain == best.gather(2, r1), ids, big), "amin")
+    first.scatter_reduce_(2, r2, torch.where(gain == best.gather(2, r2), ids, big), "amin")
+    return top & (first.gather(2, r1) == ids) & (first.gather(2, r2) == ids)
+
+
+def _apply(seq: torch.Tensor, accept: torch.Tensor, f: dict, S: int) -> torch.Tensor:
+    """Rebuild the sequences after the accepted moves by sorting new keys."""
+    B, P, M = seq.shape
+    offset = torch.zeros((B, P, M + 2), dtype=torch.int64, device=seq.device)
+    slope = torch.zeros_like(offset)
+    count = torch.zeros_like(offset)
+    for side in ("1", "2"):
+        lo, hi = f["lo" + side], f["hi" + side]
+        step, base = f["step" + side], f["base" + side]
+        use = accept & (lo <= hi)
+        start = torch.where(use, lo, M + 1)
+        stop = torch.where(use, hi + 1, M + 1)
+        const = torch.where(use, base - step * lo, 0)
+        step = torch.where(use, step, 0)
+        ones = use.long()
+        for target, value in ((offset, const), (slope, step), (count, ones)):
+            target.scatter_add_(2, start, value)
+            target.scatter_add_(2, stop, -value)
+    offset = torch.cumsum(offset, dim=2)[:, :, :M]
+    slope = torch.cumsum(slope, dim=2)[:, :, :M]
+    inside = torch.cumsum(count, dim=2)[:, :, :M] > 0
+    q = torch.arange(M, device=seq.device)
+    key = torch.where(inside, offset + slope * q, q * S)
+    return seq.gather(2, key.argsort(dim=2))
+
+
+def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=None) -> torch.Tensor:
+    """Rounds of :func:`improve_round` until no individual improves (or ``stop()`` says so).
+
+    An individual that applied no move is at a local optimum and stays there,
+    so each round works on the individuals that moved in the last one only,
+    as many per instance as the busiest instance has (the others padded with
+    settled ones, which the round leaves as they are).
+    """
+    B, P, M = seq.shape
+    active = torch.ones((B, P), dtype=torch.bool, device=seq.device)
+    for _ in range(MAX_ROUNDS):
+        width = int(active.sum(dim=1).max())
+        rows = (~active).to(torch.int8).argsort(dim=1, stable=True)[:, :width]
+        index = rows.unsqueeze(2).expand(B, width, M)
+        moved, applied = improve_round(batch, seq.gather(1, index), weights)
+        seq = seq.scatter(1, index, moved)
+        active = torch.zeros_like(active).scatter(1, rows, applied > 0)
+        if not bool(active.any()) or (stop is not None and stop()):
+            break
+    return seq
+
+
+__all__ = ["Routes", "improve_round", "local_search", "penalised"]

@@ -1,0 +1,200 @@
+"""The genetic search: one generation steps every instance of the batch at once.
+
+A generation picks ``offspring`` pairs of parents per instance by binary
+tournament on biased fitness, crosses their giant tours (OX), mutates a few,
+splits them at the current penalty weights, improves them by local search,
+and repairs the infeasible ones (local search at ten times the weights, as
+HGS-CVRP does). The weights then move towards a target share of feasible
+offspring, and the population and offspring are cut back to ``population``
+by biased fitness (cost rank plus diversity rank, clones last, the best
+kept). The best feasible solution ever seen per instance is kept apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rota.solvers.ga.encoding import Batch
+from rota.solvers.ga.local_search import Routes, local_search
+from rota.solvers.ga.operators import order_crossover, swap_mutation
+from rota.solvers.ga.population import adapt, biased_fitness, broken_pairs, survivors
+from rota.solvers.ga.rng import CounterRng
+from rota.solvers.ga.split import giant_tours, split
+from rota.solvers.stopping import Stop
+
+#: Index stride between individuals in random draws: larger than any client count.
+_STRIDE = 1 << 24
+
+
+@dataclass(frozen=True)
+class Settings:
+    population: int = 25
+    offspring: int = 25
+    elite: int = 4
+    close: int = 3
+    target_feasible: float = 0.2
+    mutation: float = 0.2
+    repair_factor: float = 10.0
+
+
+@dataclass
+class Outcome:
+    best: torch.Tensor  # (B, M) flat sequences of the best feasible solutions
+    cost: torch.Tensor  # (B,) their normalised cost; inf where none was found
+    generations: int
+    weights: torch.Tensor  # (B, 2) penalty weights at the end
+
+
+class _Scored:
+    """Sequences with their distance and violations (B, X, ...)."""
+
+    def __init__(self, batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> None:
+        self.seq = seq
+        self.distance, self.excess, self.warp = Routes(batch, seq, weights).totals()
+
+    def cost(self, weights: torch.Tensor) -> torch.Tensor:
+        return self.distance + weights[:, :1] * self.excess + weights[:, 1:] * self.warp
+
+    def cat(self, other: _Scored) -> _Scored:
+        out = object.__new__(_Scored)
+        for name in ("seq", "distance", "excess", "warp"):
+            setattr(out, name, torch.cat([getattr(self, name), getattr(other, name)], dim=1))
+        return out
+
+    def select(self, index: torch.Tensor) -> _Scored:
+        out = object.__new__(_Scored)
+        out.seq = self.seq.gather(1, index.unsqueeze(2).expand(-1, -1, self.seq.shape[2]))
+        for name in ("distance", "excess", "warp"):
+            setattr(out, name, getattr(self, name).gather(1, index))
+        return out
+
+
+def _initial_weights(batch: Batch) -> torch.Tensor:
+    """One unit of excess load or time warp costs about as much as the longest arc."""
+    longest = batch.cost.flatten(1).amax(dim=1)
+    heaviest = batch.demand.amax(dim=1)
+    load = torch.where(heaviest > 0, longest / heaviest.clamp(min=1e-300), 1.0)
+    if batch.timed:
+        slowest = batch.travel.flatten(1).amax(dim=1)
+        warp = torch.where(slowest > 0, longest / slowest.clamp(min=1e-300), 1.0)
+    else:
+        warp = torch.ones_like(load)
+    return torch.stack([load, warp], dim=1)
+
+
+def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
+    B, N = batch.size, batch.nodes - 1
+    nodes = torch.arange(1, N + 1, device=batch.device)
+    index = torch.arange(count, device=batch.device).view(count, 1) * _STRIDE + nodes
+    keys = rng.uniform(index).expand(B, count, N)
+    keys = torch.where(nodes <= batch.n.view(B, 1, 1), keys, 2.0)
+    order = keys.argsort(dim=2)
+    tours = (order + 1).where(order + 1 <= batch.n.view(B, 1, 1), 0)
+    return tours
+
+
+def run(
+    batch: Batch,
+    stop: Stop,
+    seed: int,
+    starts: list[list[list[int]]],
+    settings: Settings,
+) -> Outcome:
+    """Evolve every instance of ``batch`` until ``stop``; ``starts[b]`` are flat sequences."""
+    rng = CounterRng(seed, batch.device)
+    B, P, C = batch.size, settings.population, settings.offspring
+    weights = _initial_weights(batch)
+    tolerance = _tolerances(batch)
+
+    def out_of_time() -> bool:
+        return stop.out_of_time or stop.interrupted
+
+    seq = split(batch, _random_tours(batch, rng, P), weights)
+    for b, flats in enumerate(starts):
+        for i, flat in enumerate(flats[:P]):
+            seq[b, i] = torch.as_tensor(flat, dtype=torch.int64, device=batch.device)
+    given = _Scored(batch, seq, weights)
+    seq = local_search(batch, seq, weights, out_of_time)
+    population = _Scored(batch, seq, weights)
+    best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
+    cost = torch.full((B,), torch.inf, dtype=torch.float64, device=batch.device)
+    best, cost = _keep_best(given, best, cost, tolerance)
+    best, cost = _keep_best(population, best, cost, tolerance)
+
+    generations = 0
+    while not out_of_time():
+        fitness = biased_fitness(
+            population.cost(weights), broken_pairs(batch, population.seq), settings.elite,
+            settings.close,
+        )  # fmt: skip
+        draws = rng.arange_uniform(C, 4)  # two tournaments of two
+        picks = (draws * P).long().clamp(max=P - 1).expand(B, C, 4)
+        scores = fitness.gather(1, picks.reshape(B, -1)).view(B, C, 4)
+        first = torch.where(scores[:, :, 0] <= scores[:, :, 1], picks[:, :, 0], picks[:, :, 1])
+        second = torch.where(scores[:, :, 2] <= scores[:, :, 3], picks[:, :, 2], picks[:, :, 3])
+        tours = giant_tours(batch, population.seq)
+        mothers = tours.gather(1, first.unsqueeze(2).expand(-1, -1, tours.shape[2]))
+        fathers = tours.gather(1, second.unsqueeze(2).expand(-1, -1, tours.shape[2]))
+        children = order_crossover(
+            mothers, fathers, batch.n, rng.arange_uniform(C, 2).expand(B, C, 2)
+        )
+        children = swap_mutation(
+            children, batch.n, rng.arange_uniform(C, 3).expand(B, C, 3), settings.mutation
+        )
+        child_seq = local_search(batch, split(batch, children, weights), weights, out_of_time)
+        offspring = _Scored(batch, child_seq, weights)
+        feasible_load = offspring.excess <= tolerance[:, :1]
+        feasible_time = offspring.warp <= tolerance[:, 1:]
+        strong = weights * settings.repair_factor
+        repaired = local_search(batch, child_seq, strong, out_of_time)
+        broken = ~(feasible_load & feasible_time)
+        child_seq = torch.where(broken.unsqueeze(2), repaired, child_seq)
+        offspring = _Scored(batch, child_seq, weights)
+        best, cost = _keep_best(offspring, best, cost, tolerance)
+        share = torch.stack(
+            [feasible_load.double().mean(dim=1), feasible_time.double().mean(dim=1)], dim=1
+        )
+        weights = adapt(weights, share, settings.target_feasible)
+
+        merged = population.cat(offspring)
+        keep = survivors(
+            merged.cost(weights), broken_pairs(batch, merged.seq), P, settings.elite,
+            settings.close,
+        )  # fmt: skip
+        population = merged.select(keep)
+        generations += 1
+        total = cost.sum().item() if bool(torch.isfinite(cost).all()) else None
+        if total is not None:
+            total = float(sum(c * s for c, s in zip(cost.tolist(), batch.scale, strict=True)))
+        if stop(total):
+            break
+    return Outcome(best, cost, generations, weights)
+
+
+def _tolerances(batch: Batch) -> torch.Tensor:
+    """Excess load and warp still counted feasible: far inside the evaluator's tolerance."""
+    capacity = torch.where(torch.isfinite(batch.capacity), batch.capacity, 1.0)
+    load = 1e-9 * capacity.clamp(min=1.0)
+    if batch.timed:
+        finite = torch.where(torch.isfinite(batch.late), batch.late, 0.0)
+        time = 1e-9 * finite.amax(dim=1).clamp(min=1.0)
+    else:
+        time = torch.zeros_like(load)
+    return torch.stack([load, time], dim=1)
+
+
+def _keep_best(
+    scored: _Scored, best: torch.Tensor, cost: torch.Tensor, tolerance: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    feasible = (scored.excess <= tolerance[:, :1]) & (scored.warp <= tolerance[:, 1:])
+    distance = torch.where(feasible, scored.distance, torch.inf)
+    value, index = distance.min(dim=1)
+    better = value < cost
+    chosen = scored.seq.gather(1, index.view(-1, 1, 1).expand(-1, 1, scored.seq.shape[2]))
+    best = torch.where(better.unsqueeze(1), chosen.squeeze(1), best)
+    return best, torch.where(better, value, cost)
+
+
+__all__ = ["Outcome", "Settings", "run"]

@@ -1,0 +1,201 @@
+"""The batched genetic algorithm: conformance, its operators, determinism and batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import rota
+from rota.problems.routing import RoutingInstance, VehicleType
+
+from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_instance
+
+torch = pytest.importorskip("torch")
+
+from rota.solvers.ga.encoding import encode  # noqa: E402
+from rota.solvers.ga.local_search import improve_round, local_search, penalised  # noqa: E402
+from rota.solvers.ga.operators import order_crossover  # noqa: E402
+from rota.solvers.ga.split import split  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+class TestGAConformance(SolverConformance):
+    solver = "ga"
+    time_limit = 0.5
+    # seven clients: CPU search finds the optimum, or (time windows) comes within 5 %
+    optimum_tolerance = 0.05
+    supported_kinds = frozenset(TINY_KINDS) - FEATURE_KINDS - {"hfvrp", "mdvrp"}
+    options = {"device": "cpu"}
+
+
+def random_instance(seed: int, n: int, kind: str) -> RoutingInstance:
+    """A random CVRP, ACVRP or VRPTW instance of ``n`` clients (integer data)."""
+    rng = np.random.default_rng(seed)
+    coords = rng.integers(0, 100, (n + 1, 2)).astype(float)
+    distance = np.floor(np.sqrt(((coords[:, None] - coords[None]) ** 2).sum(-1)) + 0.5)
+    if kind == "acvrp":
+        distance = distance + rng.integers(0, 20, distance.shape)
+        np.fill_diagonal(distance, 0)
+    demand = rng.integers(1, 10, n + 1).astype(float)
+    demand[0] = 0
+    fields = {}
+    if kind == "vrptw":
+        early = distance[0] + rng.integers(0, 250, n + 1)  # reachable from the depot
+        windows = np.stack([early, early + 60], axis=1)
+        windows[0] = (0, 1000)
+        fields = {"time_windows": windows, "service_time": np.where(np.arange(n + 1) > 0, 10.0, 0)}
+    return RoutingInstance(
+        distance=distance,
+        vehicle_types=(VehicleType(capacity=30),),
+        demand=demand,
+        name=f"{kind}-{n}-{seed}",
+        **fields,
+    )
+
+
+KINDS = ("cvrp", "acvrp", "vrptw")
+
+
+def solve(instances, seed=3, iterations=3, **kwargs):
+    return rota.solve(
+        instances, solver="ga", stop=f"iterations={iterations}", seed=seed, device="cpu",
+        population=8, offspring=8, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_returned_solution_is_feasible_with_the_evaluators_objective(kind: str) -> None:
+    instances = [random_instance(seed, 25, kind) for seed in range(3)]
+    for instance, result in zip(instances, solve(instances), strict=True):
+        assert result.status is rota.Status.FEASIBLE, result.stats
+        report = rota.evaluate(instance, result.solution)
+        assert report.feasible, [str(v) for v in report.violations]
+        assert result.objective == report.objective
+        assert result.stats["batch_size"] == 3
+
+
+def _population(kind: str, seed: int, size: int = 6):
+    """Random giant tours of a random instance, split at random penalty weights."""
+    instance = random_instance(seed, 20, kind)
+    batch = encode([instance], CPU, 6)
+    gen = torch.Generator().manual_seed(seed)
+    tours = torch.stack([torch.randperm(20, generator=gen) + 1 for _ in range(size)])[None]
+    weights = torch.rand((1, 2), generator=gen, dtype=torch.float64) * 0.05
+    return batch, split(batch, tours, weights), weights
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_local_search_never_worsens_and_keeps_a_valid_solution(kind: str, seed: int) -> None:
+    batch, seq, weights = _population(kind, seed)
+    before = penalised(batch, seq, weights)
+    for _ in range(5):
+        after_seq, _ = improve_round(batch, seq, weights)
+        after = penalised(batch, after_seq, weights)
+        assert torch.all(after <= before + 1e-12), (before, after)
+        seq, before = after_seq, after
+    seq = local_search(batch, seq, weights)
+    assert torch.all(penalised(batch, seq, weights) <= before + 1e-12)
+    clients = torch.sort(seq[seq > 0].view(seq.shape[1], -1), dim=1).values
+    assert torch.equal(clients, torch.arange(1, 21).expand_as(clients))
+    routes = (seq == 0).cumsum(dim=2)
+    used = torch.where(seq > 0, routes, 0).amax(dim=2)
+    assert torch.all(used <= batch.routes[0])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    n=st.integers(1, 30),
+    pad=st.integers(0, 5),
+    seed=st.integers(0, 2**31),
+)
+def test_order_crossover_yields_a_permutation(n: int, pad: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    first = torch.randperm(n, generator=gen) + 1
+    second = torch.randperm(n, generator=gen) + 1
+    zeros = torch.zeros(pad, dtype=torch.int64)
+    parents = [torch.cat([p, zeros]).view(1, 1, -1) for p in (first, second)]
+    u = torch.rand((1, 1, 2), generator=gen, dtype=torch.float64)
+    child = order_crossover(*parents, torch.tensor([n]), u)[0, 0]
+    assert sorted(child[:n].tolist()) == list(range(1, n + 1))
+    assert child[n:].tolist() == [0] * pad
+
+
+def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
+    instance = random_instance(7, 30, "cvrp")
+    first, again = solve(instance, seed=5), solve(instance, seed=5)
+    assert first.solution == again.solution
+    assert first.objective == again.objective
+
+
+def test_a_batch_gets_the_results_of_solving_one_by_one() -> None:
+    shapes = ((1, 18, "cvrp"), (2, 25, "vrptw"), (3, 22, "acvrp"))
+    instances = [random_instance(seed, n, kind) for seed, n, kind in shapes]
+    together = solve(instances, iterations=4)
+    alone = [solve(instance, iterations=4) for instance in instances]
+    for a, b in zip(together, alone, strict=True):
+        assert a.solution == b.solution
+        assert a.objective == b.objective
+
+
+def test_warm_start_is_kept_when_no_generation_beats_it() -> None:
+    instance = random_instance(4, 30, "vrptw")
+    start = rota.solve(instance, solver="greedy", time_limit=1.0)
+    assert start.status is rota.Status.FEASIBLE
+    result = solve(instance, iterations=1, warm_start=start)
+    assert result.objective <= start.objective
+    assert result.stats.get("solution_from") != "warm start"
+
+
+def test_a_limited_fleet_is_never_exceeded() -> None:
+    base = random_instance(5, 24, "cvrp")
+    load = base.demand.sum()
+    count = int(np.ceil(load / 30)) + 1
+    instance = RoutingInstance(
+        distance=base.distance, vehicle_types=(VehicleType(capacity=30, count=count),),
+        demand=base.demand, name="limited",
+    )  # fmt: skip
+    result = solve(instance)
+    assert result.status is rota.Status.FEASIBLE
+    assert len(result.solution.nonempty_routes) <= count
+
+
+def test_fixed_and_unit_costs_of_one_vehicle_type_are_modelled() -> None:
+    base = random_instance(6, 20, "cvrp")
+    instance = RoutingInstance(
+        distance=base.distance,
+        vehicle_types=(VehicleType(capacity=30, fixed_cost=100, unit_distance_cost=2.5),),
+        demand=base.demand, name="costly",
+    )  # fmt: skip
+    result = solve(instance)
+    assert result.status is rota.Status.FEASIBLE
+    assert result.objective == rota.evaluate(instance, result.solution).objective
+
+
+def test_one_client_and_two_clients() -> None:
+    for n in (1, 2):
+        instance = random_instance(8, n, "cvrp")
+        result = solve(instance)
+        assert result.status is rota.Status.FEASIBLE
+        assert sorted(c for r in result.solution.routes for c in r.visits) == list(range(1, n + 1))
+
+
+def test_refuses_what_it_does_not_model_by_name() -> None:
+    with pytest.raises(rota.UnsupportedInstanceError, match="heterogeneous"):
+        solve(tiny_instance("hfvrp"))
+    with pytest.raises(rota.UnsupportedInstanceError, match="prizes"):
+        solve(tiny_instance("prizes"))
+    with pytest.raises(rota.UnsupportedInstanceError, match="release times"):
+        solve(tiny_instance("release_times"))
+
+
+def test_options_are_checked_by_name() -> None:
+    backend = rota.get_solver("ga")
+    with pytest.raises(ValueError, match="device must be one of auto, cpu, cuda, got 'tpu'"):
+        backend.configure(device="tpu")
+    with pytest.raises(ValueError, match="population must be an integer >= 2, got 1"):
+        backend.configure(population=1)
+    assert rota.get_solver("ga").capabilities.batched
