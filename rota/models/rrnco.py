@@ -221,7 +221,14 @@ class PointerDecoder(ConstructiveDecoder):
             (capacity - td["used_capacity"]) / capacity,
             torch.ones_like(capacity),
         )
-        clock = td["current_time"] / cache["time_scale"][source, 0, 0]
+        # The clock is a feature only under a horizon: without one it grows with the
+        # route's length, unbounded, and would swamp the query.
+        horizon = td["time_windows"][:, 0, 1]
+        clock = torch.where(
+            torch.isfinite(horizon),
+            td["current_time"] / cache["time_scale"][source, 0, 0],
+            torch.zeros_like(horizon),
+        )
         progress = td["visited"].float().mean(-1)
         state = self.state(torch.stack((room, clock, progress), dim=-1))
         h_current = cache["h"][source, current]
