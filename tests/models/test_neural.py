@@ -110,6 +110,8 @@ def test_a_few_training_steps_lower_the_cost():
     problem = "atsp"
     env = make_env(problem)
     policy = build_policy(config_for(problem), env.name)
+    with torch.no_grad():  # the nearest-neighbour prior alone nearly solves 8 cities
+        policy.decoder.distance_weight.zero_()
     optimiser = torch.optim.Adam(policy.parameters(), lr=3e-3)
     held_out = to_tensordict(instances(problem, 32, 8, seed=99))
 
