@@ -319,7 +319,7 @@ def _train(spec: TrainSpec) -> dict:
         return {
             "runs": runs, "steps": sum(r["steps"] for r in runs),
             "wall_seconds": round(sum(r["wall_seconds"] for r in runs), 1),
-            "data": data_description(spec), "versions": _versions(),
+            "data": data_description(spec, city), "versions": _versions(),
             "batch_size": spec.batch_size, "lr": spec.lr, "starts": spec.starts,
         }  # fmt: skip
 
@@ -368,11 +368,18 @@ def _train(spec: TrainSpec) -> dict:
     return record
 
 
-def data_description(spec: TrainSpec) -> str:
+def data_description(spec: TrainSpec, city=None) -> str:
     if spec.city is not None:
+        meta = city.metadata if city is not None else {}
+        source = (
+            f" ({meta.get('source')}, sha256 {str(meta.get('sha256'))[:12]}, "
+            f"{meta.get('points')} points, seed {meta.get('seed')})"
+            if meta
+            else ""
+        )
         return (
-            f"{spec.problem}{spec.nodes} on {Path(spec.city).name}: training instances from "
-            f"its 'train' area (rota.data.generate, fresh seeds every batch), validation: "
+            f"{spec.problem}{spec.nodes} on {Path(spec.city).name}{source}: training instances "
+            f"from its 'train' area (rota.data.generate, fresh seeds every batch), validation: "
             f"{spec.val_size} instances of its held-out 'test' area, seed {VALIDATION_SEED}"
         )
     return (

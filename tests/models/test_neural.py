@@ -322,3 +322,24 @@ def test_hybrid_options_are_checked():
         rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", seeds="pyvrp")
     with pytest.raises(ValueError, match="refine: greedy takes no warm start"):
         rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", refine="greedy", seeds="greedy")
+
+
+def test_shipped_models_load_match_their_names_and_have_cards():
+    from rota.solvers.neural import CHECKPOINTS, shipped_models
+
+    shipped = shipped_models()
+    assert shipped, f"no model files in {CHECKPOINTS}"
+    for problem, models in shipped.items():
+        for nodes, path in models:
+            model = load_model(path)
+            assert (model.problem, model.nodes) == (problem, nodes)
+            card = path.with_suffix(".md").read_text()
+            assert f"# {problem}{nodes}:" in card and "| multistart x8 |" in card
+            assert model.training["steps"] > 0 and model.training["runs"]
+
+
+def test_the_shipped_model_is_chosen_by_problem_and_size():
+    inst = next(iter(generate("acvrp", 1, 100, 3, city=grid_city(11))))
+    result = rota.solve(inst, solver="neural", augment=1)
+    assert result.status is rota.Status.FEASIBLE
+    assert result.stats["model"].endswith("acvrp100.pt")
