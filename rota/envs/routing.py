@@ -55,7 +55,7 @@ ENV_CAPABILITIES = RoutingCapabilities(time_windows=True)
 PROBLEMS = ("atsp", "acvrp", "acvrptw", "cvrp")
 
 
-def problem_of(instance: RoutingInstance) -> str:
+def env_problem(instance: RoutingInstance) -> str:
     """The environment an instance belongs to: ``atsp``, ``acvrp``, ``acvrptw`` or ``cvrp``."""
     if instance.is_tsp:
         return "atsp"
@@ -64,15 +64,15 @@ def problem_of(instance: RoutingInstance) -> str:
     return "cvrp" if instance.is_symmetric and instance.coords is not None else "acvrp"
 
 
-def unsupported(instance: RoutingInstance) -> str | None:
-    """Why the environments cannot hold ``instance``, or ``None``."""
-    reason = check_capabilities("the neural environments", ENV_CAPABILITIES, instance)
+def unsupported(instance: RoutingInstance, who: str = "the neural environments") -> str | None:
+    """Why the environments cannot hold ``instance``, or ``None``; ``who`` names the refuser."""
+    reason = check_capabilities(who, ENV_CAPABILITIES, instance)
     if reason is not None:
         return reason
     if instance.is_tsp:
         return None
     if instance.demand is None or not instance.is_capacitated:
-        return "the neural environments need capacitated vehicles with demands"
+        return f"{who} needs capacitated vehicles with demands"
     return None
 
 
@@ -214,11 +214,25 @@ class RoutingEnv(RL4COEnvBase):
     capacitated = True
     timed = False
 
-    def __init__(self, generator: Generator | None = None, **kwargs):
+    def __init__(
+        self,
+        generator: Generator | None = None,
+        fixed_sets: dict[str, TensorDict] | None = None,
+        **kwargs,
+    ):
         kwargs.setdefault("check_solution", False)
         super().__init__(**kwargs)
         self.generator = generator
+        #: Phases (``val``, ``test``) served from a fixed batch instead of the generator.
+        self.fixed_sets = dict(fixed_sets or {})
         self._make_spec()
+
+    def dataset(self, batch_size=None, phase="train", filename=None):
+        if phase in self.fixed_sets:
+            from rl4co.data.dataset import TensorDictDataset
+
+            return TensorDictDataset(self.fixed_sets[phase])
+        return super().dataset(batch_size, phase=phase, filename=filename)
 
     # -- reset and step ---------------------------------------------------------
     def _reset(self, td: TensorDict | None = None, batch_size=None) -> TensorDict:
@@ -364,7 +378,8 @@ ENVS = {"atsp": ATSPEnv, "acvrp": ACVRPEnv, "acvrptw": ACVRPTWEnv, "cvrp": CVRPE
 
 
 def make_env(problem: str, generator: Generator | None = None, **kwargs) -> RoutingEnv:
-    """The environment of ``problem`` (one of :data:`PROBLEMS`)."""
+    """The environment of ``problem`` (one of :data:`PROBLEMS`); ``kwargs`` go to
+    :class:`RoutingEnv` (``fixed_sets``) and rl4co's environment base."""
     if problem not in ENVS:
         raise ValueError(f"problem is {problem!r}, expected one of {', '.join(PROBLEMS)}")
     return ENVS[problem](generator=generator, **kwargs)

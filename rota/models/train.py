@@ -43,7 +43,7 @@ import torch
 
 from rota.envs.routing import InstanceGenerator, make_env, to_tensordict
 from rota.files import write_text
-from rota.models.checkpoint import decode, load_model, save_model
+from rota.models.checkpoint import NeuralModel, decode, load_model, save_model
 from rota.models.rrnco import ModelConfig, build_policy
 
 #: Seed of the validation instances (the test sets use others).
@@ -120,14 +120,15 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def _generator_options(spec: TrainSpec, city) -> dict[str, Any]:
-    return {"city": city, "area": "train"} if city is not None else {}
+def _map_area(city, area: str) -> dict[str, Any]:
+    """:func:`rota.data.generate` options for one area of the city (none without a city)."""
+    return {"city": city, "area": area} if city is not None else {}
 
 
 def validation_instances(spec: TrainSpec, city) -> list:
     from rota.data import generate
 
-    options = {"city": city, "area": "test"} if city is not None else {}
+    options = _map_area(city, "test")
     return list(generate(spec.problem, spec.val_size, spec.nodes, VALIDATION_SEED, **options))
 
 
@@ -173,22 +174,6 @@ def _pomo_class():
     return GapPOMO
 
 
-def _fixed_set_env(problem: str, generator, sets: dict):
-    """The problem's environment, serving fixed validation/test sets (with references)."""
-    from rl4co.data.dataset import TensorDictDataset
-
-    env = make_env(problem, generator=generator)
-    base = env.dataset
-
-    def dataset(batch_size=None, phase="train", filename=None):
-        if phase in sets:
-            return TensorDictDataset(sets[phase])
-        return base(batch_size, phase=phase, filename=filename)
-
-    env.dataset = dataset
-    return env
-
-
 def _device_name(accelerator: str) -> str:
     if accelerator == "gpu":
         return torch.cuda.get_device_name(0)
@@ -202,9 +187,8 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
 
 
-def evaluate_decodings(model_path: Path, instances: list, references: np.ndarray) -> dict:
+def evaluate_decodings(model: NeuralModel, instances: list, references: np.ndarray) -> dict:
     """Mean gap (%) to the references and decode time with each decoding."""
-    model = load_model(model_path)
     figures = {}
     for name, decoding, augment in (
         ("greedy", "greedy", 1),
@@ -293,9 +277,9 @@ def _train(spec: TrainSpec) -> dict:
     val_td = to_tensordict(validation)
     val_td.set("reference", torch.as_tensor(references, dtype=torch.float32))
     generator = InstanceGenerator(
-        spec.problem, spec.nodes, seed=spec.seed + len(history), **_generator_options(spec, city)
+        spec.problem, spec.nodes, seed=spec.seed + len(history), **_map_area(city, "train")
     )
-    env = _fixed_set_env(spec.problem, generator, {"val": val_td, "test": val_td})
+    env = make_env(spec.problem, generator, fixed_sets={"val": val_td, "test": val_td})
     policy = build_policy(config, env.name)
     if initial is not None:
         policy.load_state_dict(initial.policy.state_dict())
@@ -328,6 +312,10 @@ def _train(spec: TrainSpec) -> dict:
 
         def __init__(self):
             self.exported = time.perf_counter()
+            self.first_step = 0
+
+        def on_train_start(self, trainer, pl_module):
+            self.first_step = trainer.global_step  # a resumed run starts at its checkpoint's
 
         def on_train_batch_end(self, trainer, pl_module, *args):
             now = time.perf_counter()
@@ -338,6 +326,7 @@ def _train(spec: TrainSpec) -> dict:
             if now - started >= spec.max_time:
                 trainer.should_stop = True
 
+    budget = Budget()
     trainer = RL4COTrainer(
         accelerator=accelerator, devices=1, precision="32-true", max_epochs=-1,
         # rl4co's default "medium" lets float32 matmuls run in bfloat16: TF32 speed on a
@@ -347,23 +336,21 @@ def _train(spec: TrainSpec) -> dict:
         callbacks=[
             ModelCheckpoint(dirpath=spec.out / "checkpoints", save_last=True, save_top_k=0,
                             train_time_interval=timedelta(minutes=spec.export_minutes)),
-            Budget(),
+            budget,
         ],
         enable_model_summary=False, log_every_n_steps=1,
     )  # fmt: skip
-    steps_before = 0
-    if spec.resume:
-        steps_before = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
     # RL4COTrainer.fit only adjusts manual-optimisation models (POMO is not one) and
     # drops ``weights_only``; our own checkpoint holds hyperparameters beside tensors.
     pl.Trainer.fit(
         trainer, module, ckpt_path=str(last) if spec.resume else None, weights_only=False
     )
     trainer.save_checkpoint(last)
-    record = training_record(trainer.global_step - steps_before)
-    save_model(model_path, module.policy.cpu(), spec.problem, spec.nodes, config, record)
-    record["validation"] = evaluate_decodings(model_path, validation, references)
-    save_model(model_path, module.policy, spec.problem, spec.nodes, config, record)
+    record = training_record(trainer.global_step - budget.first_step)
+    policy = module.policy.cpu().eval()
+    trained = NeuralModel(policy, spec.problem, spec.nodes, config, record, str(model_path))
+    record["validation"] = evaluate_decodings(trained, validation, references)
+    save_model(model_path, policy, spec.problem, spec.nodes, config, record)
     write_text(spec.out / "card.md", card(spec, config, record))
     return record
 

@@ -84,11 +84,11 @@ class NeuralSolver(RequiresModules):
         return self.device
 
     def _model_path(self, instance: RoutingInstance) -> tuple[Path | None, str | None]:
-        from rota.envs.routing import problem_of
+        from rota.envs.routing import env_problem
 
         if self.checkpoint is not None:
             return Path(self.checkpoint), None
-        problem = problem_of(instance)
+        problem = env_problem(instance)
         models = shipped_models().get(problem, [])
         if not models:
             return None, (
@@ -107,16 +107,16 @@ class NeuralSolver(RequiresModules):
         return self._models[key]
 
     def supports(self, instance: RoutingInstance) -> str | None:
-        from rota.envs.routing import problem_of, unsupported
+        from rota.envs.routing import env_problem, unsupported
 
-        reason = unsupported(instance)
+        reason = unsupported(instance, self.name)
         if reason is not None:
-            return reason.replace("the neural environments", self.name)
+            return reason
         path, reason = self._model_path(instance)
         if reason is not None:
             return reason
         model = self._model(path)
-        problem = problem_of(instance)
+        problem = env_problem(instance)
         # A symmetric Euclidean CVRP is an ACVRP whose matrix happens to be symmetric.
         if model.problem != problem and {model.problem, problem} != {"acvrp", "cvrp"}:
             return f"model {path} is trained on {model.problem}, not {problem}"
@@ -184,11 +184,11 @@ class NeuralSolver(RequiresModules):
                 "device": self._torch_device(), "batch": batch,
                 "decode_seconds_per_instance": seconds,
             }  # fmt: skip
+            solution, status = None, Status.NO_SOLUTION
             if actions is None:
                 stats["reason"] = "every decoded plan needs more vehicles than the fleet has"
-                results.append(finish(inst, None, Status.NO_SOLUTION, solver=self.name,
-                                      seed=seed, stop=stop, stats=stats))  # fmt: skip
-                continue
-            results.append(finish(inst, to_solution(actions), Status.FEASIBLE, solver=self.name,
-                                  seed=seed, stop=stop, stats=stats))  # fmt: skip
+            else:
+                solution, status = to_solution(actions), Status.FEASIBLE
+            results.append(finish(inst, solution, status, solver=self.name, seed=seed,
+                                  stop=stop, stats=stats))  # fmt: skip
         return results

@@ -14,8 +14,8 @@ import rota
 from rota.data import generate
 from rota.envs.routing import (
     PROBLEMS,
+    env_problem,
     make_env,
-    problem_of,
     route_costs,
     to_solution,
     to_tensordict,
@@ -57,7 +57,7 @@ def random_walk(problem: str, batch: list, rng: np.random.Generator) -> torch.Te
 @pytest.mark.parametrize("problem", PROBLEMS)
 def test_random_rollouts_are_feasible_and_cost_what_the_evaluator_says(problem: str):
     batch = instances(problem, 4, 9)
-    assert {problem_of(i) for i in batch} == {problem}
+    assert {env_problem(i) for i in batch} == {problem}
     td, actions = random_walk(problem, batch, np.random.default_rng(0))
     costs = route_costs(td, actions)
     for k, inst in enumerate(batch):
@@ -246,6 +246,10 @@ def test_train_cli_trains_exports_resumes_and_the_solver_uses_it(tmp_path: Path)
     assert resumed.exit_code == 0, resumed.output
     model = load_model(out / "model.pt")
     assert len(model.training["runs"]) == 2 and model.training["steps"] >= 2
+    # each run counts its own steps: the checkpoint's step is the sum of both
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    first, second = (r["steps"] for r in model.training["runs"])
+    assert first >= 1 and second >= 1 and checkpoint["global_step"] == first + second
 
     # a curriculum step: a larger size started from this model
     bigger = [*common, "--init", str(out / "model.pt"), "--nodes", "8"]

@@ -137,29 +137,12 @@ class GASolver:
         }
         results = []
         for b, instance in enumerate(instances):
-            if not bool(torch.isfinite(outcome.cost[b])):
-                results.append(
-                    finish(
-                        instance,
-                        None,
-                        Status.NO_SOLUTION,
-                        solver=self.name,
-                        seed=seed,
-                        stop=stop,
-                        stats=stats,
-                    )  # fmt: skip
-                )
-                continue
-            solution = decode(batch, b, outcome.best[b].cpu())
+            solution, status = None, Status.NO_SOLUTION
+            if bool(torch.isfinite(outcome.cost[b])):
+                solution, status = decode(batch, b, outcome.best[b].cpu()), Status.FEASIBLE
             results.append(
                 finish(
-                    instance,
-                    solution,
-                    Status.FEASIBLE,
-                    solver=self.name,
-                    seed=seed,
-                    stop=stop,
-                    stats=stats,
+                    instance, solution, status, solver=self.name, seed=seed, stop=stop, stats=stats
                 )  # fmt: skip
             )
         return results
