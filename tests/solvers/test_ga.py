@@ -29,6 +29,7 @@ class TestGAConformance(SolverConformance):
     optimum_tolerance = 0.05
     supported_kinds = frozenset(TINY_KINDS) - FEATURE_KINDS - {"hfvrp", "mdvrp"}
     options = {"device": "cpu"}
+    determinism_stop = "iterations=20"
 
 
 def random_instance(seed: int, n: int, kind: str) -> RoutingInstance:
