@@ -853,6 +853,12 @@ def train(
     ] = 2.0,
     seed: Annotated[int, typer.Option(help="Seed of the training data and weights.")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    devices: Annotated[
+        int, typer.Option(help="Processes (CPU) or GPUs training together (with ddp).")
+    ] = 1,
+    strategy: Annotated[
+        str, typer.Option(help="auto (one process) or ddp (distributed data parallel).")
+    ] = "auto",
 ) -> None:
     """Train the neural routing policy (POMO on an RRNCO-style model); resumable."""
     from rota.models.rrnco import ModelConfig
@@ -865,11 +871,14 @@ def train(
         device=device, resume=resume, init=init, batch_size=batch_size, starts=starts,
         epoch_size=epoch_size, lr=lr,
         val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
+        devices=devices, strategy=strategy,
         config=ModelConfig(embed_dim=embed_dim, num_layers=layers, ff_hidden=4 * embed_dim,
                            timed=problem_timed),
         command=command_line(),
     )  # fmt: skip
     record = run_training(spec)
+    if record is None:  # another process of a distributed run: the first one reports
+        return
     console.print(f"wrote {out / 'model.pt'} and {out / 'card.md'} ({record['steps']} steps)")
     for name, figures in record["validation"].items():
         console.print(f"validation gap to pyvrp, {name}: {figures['gap_pct']:.2f} %")

@@ -74,6 +74,11 @@ class TrainSpec:
     reference_time: float = 2.0
     seed: int = 0
     threads: int | None = None
+    #: Processes (CPU) or GPUs training together; more than one needs ``strategy="ddp"``.
+    devices: int = 1
+    #: ``auto`` (one process) or ``ddp``: Lightning's distributed data parallel, gloo on
+    #: CPUs and NCCL on GPUs; every process takes ``batch_size`` instances a step.
+    strategy: str = "auto"
     export_minutes: float = 5.0
     config: ModelConfig = field(default_factory=ModelConfig)
     command: str = ""
@@ -103,6 +108,15 @@ class TrainSpec:
             raise ValueError(f"device is {self.device!r}, expected auto, cpu or gpu")
         if self.device == "gpu" and not torch.cuda.is_available():
             raise ValueError("device is 'gpu' but torch sees no CUDA device")
+        if self.strategy not in ("auto", "ddp"):
+            raise ValueError(f"strategy is {self.strategy!r}, expected auto or ddp")
+        if int(self.devices) < 1:
+            raise ValueError(f"devices must be a positive integer, got {self.devices!r}")
+        if self.devices > 1 and self.strategy != "ddp":
+            raise ValueError(f"devices is {self.devices}: training on several needs --strategy ddp")
+        gpus = torch.cuda.device_count()
+        if self.device == "gpu" and self.devices > gpus:
+            raise ValueError(f"devices is {self.devices} but torch sees {gpus} CUDA device(s)")
 
 
 def parse_duration(text: str) -> float:
@@ -174,10 +188,14 @@ def _pomo_class():
     return GapPOMO
 
 
-def _device_name(accelerator: str) -> str:
+def _device_name(accelerator: str, devices: int) -> str:
     if accelerator == "gpu":
-        return torch.cuda.get_device_name(0)
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
+        name = torch.cuda.get_device_name(0)
+        return name if devices == 1 else f"{devices} x {name} (DDP)"
+    threads = f"{torch.get_num_threads()} torch threads"
+    if devices > 1:
+        return f"CPU ({os.cpu_count()} cores, DDP: {devices} processes x {threads})"
+    return f"CPU ({os.cpu_count()} cores, {threads})"
 
 
 def _versions() -> dict[str, str]:
@@ -216,8 +234,13 @@ _LIBRARY_NOISE = (
 )
 
 
-def train(spec: TrainSpec) -> dict:
-    """Train (or resume), export ``model.pt``, write the card; returns the card's figures."""
+def train(spec: TrainSpec) -> dict | None:
+    """Train (or resume), export ``model.pt``, write the card; returns the card's figures.
+
+    Under ``strategy="ddp"`` Lightning starts the other processes by running the same
+    command again; they train, and only the first one exports, evaluates and returns
+    the figures (the others return ``None``).
+    """
     import warnings
 
     with warnings.catch_warnings():
@@ -226,7 +249,7 @@ def train(spec: TrainSpec) -> dict:
         return _train(spec)
 
 
-def _train(spec: TrainSpec) -> dict:
+def _train(spec: TrainSpec) -> dict | None:
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import Callback, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -234,6 +257,9 @@ def _train(spec: TrainSpec) -> dict:
 
     if spec.threads is not None:
         torch.set_num_threads(spec.threads)
+    elif spec.devices > 1 and spec.device != "gpu":
+        # processes that share the cores: more threads than cores only contend
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.devices))
     spec.out.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(spec.seed, verbose=False)
     city = None
@@ -294,7 +320,8 @@ def _train(spec: TrainSpec) -> dict:
     started = time.perf_counter()
     run = {
         "command": spec.command, "started": started_at.isoformat(timespec="seconds"),
-        "device": _device_name(accelerator), "seed": spec.seed, "nodes": spec.nodes,
+        "device": _device_name(accelerator, spec.devices), "seed": spec.seed,
+        "nodes": spec.nodes,
     }  # fmt: skip
 
     def training_record(steps: int) -> dict:
@@ -308,7 +335,11 @@ def _train(spec: TrainSpec) -> dict:
         }  # fmt: skip
 
     class Budget(Callback):
-        """Stops this run after its own wall-clock budget; exports the model as it goes."""
+        """Stops this run after its own wall-clock budget; exports the model as it goes.
+
+        Under DDP the first process decides and the others follow it: processes that
+        stopped at different steps would wait for each other's gradients for ever.
+        """
 
         def __init__(self):
             self.exported = time.perf_counter()
@@ -319,16 +350,17 @@ def _train(spec: TrainSpec) -> dict:
 
         def on_train_batch_end(self, trainer, pl_module, *args):
             now = time.perf_counter()
-            if now - self.exported >= 60 * spec.export_minutes:
+            if trainer.is_global_zero and now - self.exported >= 60 * spec.export_minutes:
                 save_model(model_path, pl_module.policy, spec.problem, spec.nodes, config,
                            training_record(trainer.global_step))  # fmt: skip
                 self.exported = now
-            if now - started >= spec.max_time:
+            if trainer.strategy.broadcast(now - started >= spec.max_time):
                 trainer.should_stop = True
 
     budget = Budget()
     trainer = RL4COTrainer(
-        accelerator=accelerator, devices=1, precision="32-true", max_epochs=-1,
+        accelerator=accelerator, devices=spec.devices, strategy=spec.strategy,
+        precision="32-true", max_epochs=-1,
         # rl4co's default "medium" lets float32 matmuls run in bfloat16: TF32 speed on a
         # GPU, but emulated on most CPUs, where it made a step five times slower here.
         matmul_precision="medium" if accelerator == "gpu" else "highest",
@@ -346,6 +378,8 @@ def _train(spec: TrainSpec) -> dict:
         trainer, module, ckpt_path=str(last) if spec.resume else None, weights_only=False
     )
     trainer.save_checkpoint(last)
+    if not trainer.is_global_zero:
+        return None
     record = training_record(trainer.global_step - budget.first_step)
     policy = module.policy.cpu().eval()
     trained = NeuralModel(policy, spec.problem, spec.nodes, config, record, str(model_path))

@@ -270,9 +270,41 @@ def test_train_cli_trains_exports_resumes_and_the_solver_uses_it(tmp_path: Path)
     assert solved.output.count("feasible") == 3
 
 
+def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path):
+    """Lightning's DDP on gloo: two processes, each a shard of every epoch's instances."""
+    import csv
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "rota.cli.main", "train", "--problem", "cvrp",
+               "--nodes", "6", "--out", str(out), "--max-time", "10s", "--batch-size", "4",
+               "--starts", "3", "--epoch-size", "8", "--val-size", "2",
+               "--reference-time", "0.1", "--embed-dim", "16", "--layers", "1",
+               "--devices", "2", "--strategy", "ddp"]  # fmt: skip
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # only the first process reports
+    assert done.stdout.count("wrote ") == 1, done.stdout
+    with (out / "metrics" / "version_0" / "metrics.csv").open() as handle:
+        logged = [(int(r["epoch"]), int(r["step"])) for r in csv.DictReader(handle)]
+    # 8 instances an epoch, 4 a step: one step an epoch when two processes share it
+    # (two steps for one process alone)
+    assert max(step for _, step in logged) >= 1, logged
+    assert all(epoch == step for epoch, step in logged), logged
+    model = load_model(out / "model.pt")
+    assert "DDP: 2 processes" in model.training["runs"][0]["device"]
+    assert rota.solve(instances("cvrp", 1, 6)[0], solver="neural",
+                      checkpoint=str(out / "model.pt")).status is rota.Status.FEASIBLE  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
+        (["--problem", "cvrp", "--devices", "2"], "training on several needs --strategy ddp"),
+        (["--problem", "cvrp", "--strategy", "fsdp"], "strategy is 'fsdp', expected auto or ddp"),
         (["--problem", "acvrp"], "trains on a city: give --city"),
         (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
