@@ -25,16 +25,16 @@ demo: install
 		--out out/X-n101-k25.json --plot out/X-n101-k25.png
 
 test: install
-	$(BIN)/ruff check rota tests benchmarks
-	$(BIN)/ruff format --check rota tests benchmarks
+	$(BIN)/ruff check rota tests benchmarks notebooks
+	$(BIN)/ruff format --check rota tests benchmarks notebooks
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check rota tests benchmarks
+	$(BIN)/ruff check rota tests benchmarks notebooks
 
 format: install
-	$(BIN)/ruff format rota tests benchmarks
-	$(BIN)/ruff check --fix rota tests benchmarks
+	$(BIN)/ruff format rota tests benchmarks notebooks
+	$(BIN)/ruff check --fix rota tests benchmarks notebooks
 
 # The heuristic benchmark (benchmarks/heuristics/): resumable, so a rerun only
 # does what is missing or what changed.

@@ -27,15 +27,13 @@ def plot_schedule(
     drawn (``rota evaluate`` lists them).
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     origin = min(r.window[0] for r in instance.requests)
     antennas = sorted(instance.antennas, key=lambda a: (a.station or "", a.name))
     row = {a.name: k for k, a in enumerate(antennas)}
     missions = {m: k for k, m in enumerate(instance.missions)}
-    cmap = plt.get_cmap("tab20")
+    cmap = matplotlib.colormaps["tab20"]
 
     tracks: dict[str, list[tuple[tuple[float, float], tuple[float, float], str]]] = defaultdict(
         list
@@ -53,7 +51,10 @@ def plot_schedule(
             tracks[name].append(((track.start, track.end), (b0, b1), request.mission))
 
     height = min(_MAX_HEIGHT, 1.8 + _ROW_INCHES * len(antennas))
-    fig, ax = plt.subplots(figsize=(14, height), dpi=100)
+    # A bare Figure, not pyplot: the caller's backend (a notebook's inline one) and open
+    # figures stay as they were.
+    fig = Figure(figsize=(14, height), dpi=100)
+    ax = fig.subplots()
     for antenna in antennas:
         y = row[antenna.name]
         spans = [((m0 - origin) / 3600, (m1 - m0) / 3600) for m0, m1 in antenna.maintenance]
@@ -82,10 +83,7 @@ def plot_schedule(
     )
     ax.set_title(f"{title or instance.name}\n{summary}", fontsize=10)
     fig.tight_layout()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 __all__ = ["plot_schedule"]

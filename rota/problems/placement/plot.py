@@ -29,11 +29,8 @@ def plot_traffic(
     title: str | None = None,
 ) -> Path:
     """Draw the traffic matrices of contiguous placement and of ``solution``; write a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     before = evaluate(instance, contiguous(instance))
@@ -45,7 +42,10 @@ def plot_traffic(
     low = min((float(p.min()) for p in positive), default=1.0)
     high = max((float(p.max()) for p in positive), default=1.0)
     norm = LogNorm(vmin=low, vmax=max(high, low * 1.0001))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), dpi=120)
+    # A bare Figure, not pyplot: the caller's backend (a notebook's inline one) and open
+    # figures stay as they were.
+    fig = Figure(figsize=(12, 5.6), dpi=120)
+    axes = fig.subplots(1, 2)
     labels = ("contiguous (Megatron-LM default)", "this placement")
     for ax, matrix, report, label in zip(axes, matrices, (before, after), labels, strict=True):
         image = ax.imshow(np.where(matrix > 0, matrix, np.nan), cmap="viridis", norm=norm)
@@ -65,7 +65,4 @@ def plot_traffic(
     fig.suptitle(title or f"{instance.name}: {instance.describe()}", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)

@@ -41,21 +41,21 @@ def plot_routes(
 ) -> Path:
     """Draw each route in its own colour with the depots as squares; write a PNG."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     positions, real = layout(instance)
     routes = [
         r for r in solution.nonempty_routes if 0 <= r.vehicle_type < len(instance.vehicle_types)
     ]
     reports = [schedule(instance, route) for route in routes]
+    # A bare Figure, not pyplot: the caller's backend (a notebook's inline one) and open
+    # figures stay as they were.
     if instance.is_timed:
-        fig, (ax, timeline) = plt.subplots(
-            1, 2, figsize=(15, 7.5), dpi=120, gridspec_kw={"width_ratios": [1, 1.1]}
-        )
+        fig = Figure(figsize=(15, 7.5), dpi=120)
+        ax, timeline = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.1]})
     else:
-        fig, ax = plt.subplots(figsize=(8, 8), dpi=120)
+        fig = Figure(figsize=(8, 8), dpi=120)
+        ax = fig.subplots()
     clients = instance.clients
     ax.scatter(positions[clients, 0], positions[clients, 1], s=12, c="0.35", zorder=3)
     depots = list(instance.depots)
@@ -63,7 +63,7 @@ def plot_routes(
         positions[depots, 0], positions[depots, 1], s=90, marker="s", c="crimson", zorder=4,
         label="depot",
     )  # fmt: skip
-    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(routes), 1)))
+    colours = matplotlib.colormaps["tab20"](np.linspace(0, 1, max(len(routes), 1)))
     arrows = not instance.is_symmetric
     for colour, report in zip(colours, reports, strict=False):
         xy = positions[list(report.path)]
@@ -88,10 +88,7 @@ def plot_routes(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path)
 
 
 def _plot_timeline(
