@@ -245,3 +245,25 @@ def test_e_n13_k4_is_proven_at_its_known_optimum() -> None:
     result = rota.solve(instance, solver="milp", time_limit=1.0)
     assert result.status is rota.Status.OPTIMAL, result.stats
     assert result.objective == 247
+
+
+def test_watchdog_kills_a_solver_process_that_ignores_its_interrupt(tmp_path) -> None:
+    """CBC ignores SIGINT inside its root LP: the watchdog must still end the run."""
+    import subprocess
+    import sys
+    import time
+
+    from rota.solvers.milp.backends import Watchdog
+
+    marker = str(tmp_path / "marker")
+    stubborn = (
+        "import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    began = time.monotonic()
+    with Watchdog(marker, limit=0.2, grace=0.0, kill_after=0.3) as watchdog:
+        child = subprocess.Popen([sys.executable, "-c", stubborn, marker], stdout=subprocess.PIPE)
+        assert child.stdout.readline() == b"ready\n"
+        code = child.wait(timeout=30)
+    assert watchdog.fired and code == -9
+    assert time.monotonic() - began < 10

@@ -103,15 +103,22 @@ class Watchdog:
 
     CBC checks its ``-sec`` limit during branching but not while it processes
     the root of a large model; a SIGINT makes it stop there too and still write
-    its best solution. PuLP starts the process itself, so it is found among
-    this process's children by the unique work folder on its command line.
-    Where ``/proc`` does not exist the watchdog finds nothing and does nothing.
+    its best solution. Inside the simplex of the root LP it ignores SIGINT (a
+    placement model's root LP ran 35 s past a 4 s limit), so a process still
+    running ``kill_after`` seconds after the SIGINT is killed: the run then
+    gives nothing, and the caller keeps its start. PuLP starts the process
+    itself, so it is found among this process's children by the unique work
+    folder on its command line. Where ``/proc`` does not exist the watchdog
+    finds nothing and does nothing.
     """
 
-    def __init__(self, marker: str, limit: float, grace: float = 0.3) -> None:
+    def __init__(
+        self, marker: str, limit: float, grace: float = 0.3, kill_after: float = 1.0
+    ) -> None:
         self.marker = marker
         self.fired = False
         self.limit = limit + grace
+        self.kill_after = kill_after
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._watch, daemon=True)
 
@@ -139,6 +146,11 @@ class Watchdog:
         for pid in pids:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGINT)
+        if self.done.wait(self.kill_after):
+            return
+        for pid in _children_running(self.marker):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 class CBCRunner:
@@ -165,11 +177,12 @@ class CBCRunner:
             try:
                 form.problem.solve(solver)
             except pulp.PulpSolverError:
-                # CBC stopped by a signal while it read the model exits with an
-                # error; that run simply gives nothing, anything else is a fault
+                # CBC stopped by a signal while it read the model, or killed in
+                # its root LP, writes no solution; that run simply gives nothing,
+                # anything else is a fault
                 if not (watchdog.fired or signals.interrupted()):
                     raise
-                return Outcome("none", False, None, 0.0, "interrupted before it started")
+                return Outcome("none", False, None, 0.0, "interrupted without a solution")
         with open(log, encoding="utf-8", errors="replace") as fh:
             text = fh.read()
         problem = form.problem
