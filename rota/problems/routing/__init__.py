@@ -55,6 +55,7 @@ class RoutingProblem(Problem):
         "ga": "rota.solvers.ga:GASolver",
         "neural": "rota.solvers.neural:NeuralSolver",
         "hybrid": "rota.solvers.hybrid:HybridSolver",
+        "hgs": "rota.solvers.hgs:HGSSolver",
     }
     default_solver = "pyvrp"
 
