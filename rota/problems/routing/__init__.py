@@ -56,6 +56,7 @@ class RoutingProblem(Problem):
         "neural": "rota.solvers.neural:NeuralSolver",
         "hybrid": "rota.solvers.hybrid:HybridSolver",
         "hgs": "rota.solvers.hgs:HGSSolver",
+        "lkh": "rota.solvers.lkh:LKHSolver",
     }
     default_solver = "pyvrp"
 
