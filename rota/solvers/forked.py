@@ -13,13 +13,15 @@ through a pipe.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, NoReturn
 
 from rota.solvers.stopping import Stop
 
@@ -46,11 +48,15 @@ def run_forked(
 
     ``deadline`` is a :func:`time.perf_counter` instant. The value must be
     picklable; an exception in the child comes back as a ``failed`` outcome.
+    The child is forked with :func:`os.fork`, not a ``multiprocessing``
+    process, which a daemonic caller (a ``multiprocessing.Pool`` worker) may
+    not start.
     """
-    context = multiprocessing.get_context("fork")
-    reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(writer, function, args), daemon=True)
-    child.start()
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    pid = os.fork()
+    if pid == 0:
+        reader.close()
+        _child(writer, function, args)
     writer.close()
     try:
         while True:
@@ -62,43 +68,58 @@ def run_forked(
                 if left <= 0:
                     return Outcome("deadline")
                 timeout = min(timeout, left)
-            if wait([reader, child.sentinel], timeout):
+            if wait([reader], timeout):
                 break
         try:
             ended, payload = reader.recv()
         except EOFError:
-            child.join()
-            if stop.interrupted or -child.exitcode in _INTERRUPTS:
+            code = _reap(pid)
+            pid = 0
+            if stop.interrupted or -code in _INTERRUPTS:
                 # Ctrl+C reaches the whole process group, the child first at times;
                 # this module itself only ever sends SIGKILL.
                 return Outcome("interrupted")
-            return Outcome("failed", detail=_exit_reason(child.exitcode))
+            return Outcome("failed", detail=_exit_reason(code))
         if ended == "failed":
             return Outcome("failed", detail=payload)
         return Outcome("done", value=payload)
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
         reader.close()
 
 
-def _child(writer: Connection, function: Callable[..., Any], args: tuple) -> None:
+def _child(writer: Connection, function: Callable[..., Any], args: tuple) -> NoReturn:
     # The parent's handlers write signals to its wakeup socket, which the child
     # shares: a signal meant for the child must not look like one for the parent.
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
+    code = 0
     try:
-        message = ("done", function(*args))
-    except Exception as exc:  # the engine's error, reported to the parent
-        message = ("failed", f"{type(exc).__name__}: {exc}")
-    writer.send(message)
-    writer.close()
+        try:
+            message = ("done", function(*args))
+        except Exception as exc:  # the engine's error, reported to the parent
+            message = ("failed", f"{type(exc).__name__}: {exc}")
+        writer.send(message)
+        writer.close()
+    except BaseException:
+        code = 1
+    finally:
+        # never return into the parent's code (its stack, its atexit handlers)
+        os._exit(code)
 
 
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
+def _reap(pid: int) -> int:
+    """Wait for child ``pid``; its exit code, or minus the signal that ended it."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
         try:
             return f"the engine's process was killed by {signal.Signals(-code).name}"
         except ValueError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import multiprocessing
 import os
 import signal
 import time
@@ -70,3 +71,13 @@ def test_the_deadline_kills_the_child_at_once(tmp_path) -> None:
     assert time.perf_counter() - began < 1.5
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def _forked_square(x: int) -> int:
+    return run_forked(_square_and_pid, x, stop=_stop()).value[0]
+
+
+def test_a_daemonic_pool_worker_may_fork_the_engine() -> None:
+    # multiprocessing forbids daemonic processes children of its own; os.fork is allowed
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_forked_square, [3, 4]) == [9, 16]
