@@ -209,7 +209,7 @@ class _Encoding:
         sub = np.ix_(self.order, self.order)
         self.distance_factor = _power_of_two(float(instance.distance.max()))
         distance = instance.distance[sub] * self.distance_factor
-        # exact engine arithmetic: whole numbers, and sums that stay below 2**53
+        # whole numbers below 2048: HGS's sums of them are exact
         self.exact = bool(np.array_equal(distance, np.round(distance)))
 
         demand = instance.deliveries[self.order, 0]
