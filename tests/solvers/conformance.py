@@ -374,7 +374,7 @@ KIND_FEATURES: dict[str, tuple[str, ...]] = {
     "tsp": ("capacit",),
     "atsp": ("symmetric", "capacit"),
     "cvrp": ("capacit", "clients"),
-    "acvrp": ("symmetric",),
+    "acvrp": ("symmetric", "capacit"),
     "vrptw": ("time window", "symmetric"),
     "hfvrp": ("heterogeneous",),
     "mdvrp": ("depot", "heterogeneous"),
@@ -385,14 +385,16 @@ KIND_FEATURES: dict[str, tuple[str, ...]] = {
     "pickup_delivery": ("pickups",),
     "backhauls": ("linehaul first",),
     "shipments": ("shipments",),
-    "release_times": ("release times",),
+    # three kinds have a second property a solver may name first: time windows, or
+    # (allowed clients) a van and a truck of different costs
+    "release_times": ("release times", "time window"),
     "prizes": ("prizes",),
     "groups": ("groups",),
     "reloads": ("reloads",),
     "max_distance": ("max distance",),
     "max_duration": ("max duration",),
-    "duration_costs": ("duration costs",),
-    "allowed_clients": ("allowed clients",),
+    "duration_costs": ("duration costs", "time window"),
+    "allowed_clients": ("allowed clients", "heterogeneous"),
     "end_depots": ("end depots", "depots"),
 }
 

@@ -55,6 +55,8 @@ class RoutingProblem(Problem):
         "ga": "rota.solvers.ga:GASolver",
         "neural": "rota.solvers.neural:NeuralSolver",
         "hybrid": "rota.solvers.hybrid:HybridSolver",
+        "hgs": "rota.solvers.hgs:HGSSolver",
+        "lkh": "rota.solvers.lkh:LKHSolver",
     }
     default_solver = "pyvrp"
 
