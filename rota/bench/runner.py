@@ -6,10 +6,11 @@ The flow of :func:`run_bench`:
    each instance that still has runs to do once in the parent, so that a bad
    file fails before any time is spent;
 2. read ``out/runs.csv`` if it exists and skip every run already in it;
-3. hand the remaining runs to ``workers`` processes; each run's
-   :func:`execute` reads its instance, calls :func:`rota.solve`, re-checks
-   the returned solution with :func:`rota.evaluate` and sends back one plain
-   row;
+3. hand the remaining runs to ``workers`` processes (or, given a Dask
+   ``client``, to the cluster's workers: :mod:`rota.bench.cluster`); each
+   run's :func:`execute` reads its instance, calls :func:`rota.solve`,
+   re-checks the returned solution with :func:`rota.evaluate` and sends back
+   one plain row;
 4. append each row to ``runs.csv`` as it arrives (flush + fsync, so a
    ``kill -9`` loses at most the runs in flight);
 5. write ``summary.md`` and the plots (:mod:`rota.bench.report`).
@@ -335,8 +336,8 @@ def execute(task: _Task, instance_bytes: bytes | None = None) -> dict[str, Any]:
     """Run one task and describe the outcome as plain row fields; never raises ``Exception``.
 
     The instance is read from ``task.ref``, or unpickled from
-    ``instance_bytes`` when the parent shipped it (a worker that cannot see
-    the file). :func:`rota.solve` returns every solution with its family
+    ``instance_bytes`` when the parent shipped it (a cluster's workers need not
+    see the file). :func:`rota.solve` returns every solution with its family
     evaluator's report; a solution that breaks a constraint becomes
     ``infeasible_solution`` with the first violation, and the evaluator's
     objective is the one recorded.
@@ -769,6 +770,7 @@ def run_bench(
     grace: float = DEFAULT_GRACE,
     retry_errors: bool = False,
     command: str | None = None,
+    client: Any = None,
 ) -> BenchSummary:
     """Run every (instance, solver, time limit, seed) and write ``out/``.
 
@@ -789,7 +791,7 @@ def run_bench(
         already in ``out/runs.csv`` are skipped, so rerunning an interrupted
         bench finishes it.
     workers
-        Parallel worker processes; default ``os.cpu_count()``.
+        Parallel worker processes; default ``os.cpu_count()``. Not with ``client``.
     progress
         Show a rich progress bar on stderr.
     solver_options
@@ -803,6 +805,11 @@ def run_bench(
         the old one in the report.
     command
         Command line shown in ``summary.md``; default ``sys.argv``.
+    client
+        A ``distributed.Client`` (:func:`rota.cluster.connect`): run on its
+        cluster, one Dask task per run (:mod:`rota.bench.cluster`), instead of
+        in local worker processes. Rows, resume, deadlines and crash isolation
+        are the same.
 
     Returns
     -------
@@ -815,8 +822,14 @@ def run_bench(
     ------
     ValueError
         Unknown solver, bad budget, seed count or worker count, an instance that
-        does not read, or an ``out/runs.csv`` that is not a bench log.
+        does not read, an ``out/runs.csv`` that is not a bench log, or a
+        cluster without workers or with another rota.
+    ConnectionError
+        The cluster's scheduler dropped runs (it was lost or restarted); the
+        finished runs are in ``runs.csv``.
     """
+    if client is not None and workers is not None:
+        raise ValueError("workers sets the local worker processes; a cluster's workers are its own")
     refs = _coerce_refs(instances)
     if not refs:
         raise ValueError("instances is empty: name at least one instance")
@@ -879,10 +892,21 @@ def run_bench(
     rank = {name: k for k, name in enumerate(solvers)}
     todo.sort(key=lambda t: (-t.time_limit, rank[t.solver], order[t.ref], t.seed))
 
+    notes = []
+    if client is not None:
+        from rota.bench.cluster import ClusterPool
+        from rota.cluster import check_workers
+
+        if todo:  # a finished bench needs no cluster
+            where = check_workers(client)
+            notes.append(f"ran on {where}; the machine above planned and recorded the runs")
     out.mkdir(parents=True, exist_ok=True)
     interrupted: int | None = None
     recorder = _Recorder(_CsvLog(csv_path), out / "errors.log", file_refs)
-    pool = _Pool(workers, registrations, grace, recorder)
+    if client is None:
+        pool = _Pool(workers, registrations, grace, recorder)
+    else:
+        pool = ClusterPool(client, registrations, grace, recorder)
     try:
         with signals.graceful():
             if progress and todo:
@@ -894,8 +918,10 @@ def run_bench(
         pool.close()
         recorder.close()
 
-    notes = ["the bench was interrupted; rerun the same command to finish it"] * bool(interrupted)
-    summary_md, *plots = write_report(out, command=command, workers=workers, notes=notes)
+    notes += ["the bench was interrupted; rerun the same command to finish it"] * bool(interrupted)
+    summary_md, *plots = write_report(
+        out, command=command, workers=None if client else workers, notes=notes
+    )
     statuses: dict[str, int] = {}
     for run in latest(read_runs(csv_path)):
         if run.key in asked:
