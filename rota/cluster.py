@@ -191,14 +191,11 @@ def call_in_run_process(
     return outcome, value
 
 
-def worker_lost_message(exc: BaseException) -> str:
-    """The ``error`` message of a run the scheduler gave up on (``KilledWorker``)."""
-    allowed = getattr(exc, "allowed_failures", None)
-    if allowed is None:
-        return f"Dask gave up on the run: {_one_line(exc)}"
+def worker_lost_message(exc: Any) -> str:
+    """The ``error`` message of a run the scheduler gave up on (a ``KilledWorker``)."""
     return (
-        f"the Dask workers running it died {allowed + 1} times "
-        f"(the scheduler's allowed-failures is {allowed})"
+        f"the Dask workers running it died {exc.allowed_failures + 1} times "
+        f"(the scheduler's allowed-failures is {exc.allowed_failures})"
     )
 
 
