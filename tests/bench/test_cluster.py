@@ -99,7 +99,8 @@ def address(tmp_path_factory) -> Iterator[str]:
             time.sleep(0.1)
         where = json.loads(scheduler_file.read_text())["address"]
         for _ in range(2):
-            start("worker", where, "--nworkers", "1", "--nthreads", "1", "--no-dashboard")
+            start("worker", where, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                  "--local-directory", str(folder))  # fmt: skip
         with Client(where, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield where
