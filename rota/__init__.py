@@ -8,8 +8,10 @@ The public API in one place::
     report = rota.evaluate(inst, res.solution)
     rota.write(res, "sol.json", inst)
     better = rota.solve(inst, solver="pyvrp", warm_start=res, stop="time=5,no-improvement=2000")
+    many = rota.solve_many(rota.read_set("set.jsonl"), solver="pyvrp", time_limit=5, client=client)
 """
 
+from rota.cluster import solve_many
 from rota.errors import (
     FormatError,
     UnknownSolverError,
@@ -44,6 +46,6 @@ __all__ = [
     "RoutingSolution", "Sense", "SolverInfo", "Status", "Stop", "Stopping", "UnknownSolverError",
     "UnsupportedError", "UnsupportedInstanceError", "VehicleType", "Violation", "evaluate",
     "get_solver", "list_solvers", "problem_of", "read", "read_result", "read_set",
-    "read_solution", "register", "solve", "write", "write_instance", "write_solution",
+    "read_solution", "register", "solve", "solve_many", "write", "write_instance", "write_solution",
 ]  # fmt: skip
 __version__ = "0.1.0"

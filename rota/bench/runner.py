@@ -6,9 +6,11 @@ The flow of :func:`run_bench`:
    each instance that still has runs to do once in the parent, so that a bad
    file fails before any time is spent;
 2. read ``out/runs.csv`` if it exists and skip every run already in it;
-3. hand the remaining runs to ``workers`` processes; each reads its instance,
-   calls :func:`rota.solve`, re-checks the returned solution with
-   :func:`rota.evaluate` and sends back one plain row;
+3. hand the remaining runs to ``workers`` processes (or, given a Dask
+   ``client``, to the cluster's workers: :mod:`rota.bench.cluster`); each
+   run's :func:`execute` reads its instance, calls :func:`rota.solve`,
+   re-checks the returned solution with :func:`rota.evaluate` and sends back
+   one plain row;
 4. append each row to ``runs.csv`` as it arrives (flush + fsync, so a
    ``kill -9`` loses at most the runs in flight);
 5. write ``summary.md`` and the plots (:mod:`rota.bench.report`).
@@ -17,9 +19,8 @@ Workers are started with the ``forkserver`` method (``spawn`` where there is
 none, i.e. Windows): never forked from the parent, so safe when the parent has
 threads (e.g. after importing torch). A worker starts from a fresh
 interpreter's state, so solvers added to the registry at run time
-(:func:`rota.solvers.base.register`) are re-registered in every worker:
-``"module:attr"`` targets as they are, factories by pickling them, which works
-for any module-level class or function.
+(:func:`rota.solvers.base.register`) are re-registered in every worker
+(:mod:`rota.solvers.processes`, whose loop the workers run).
 
 Each worker is a long-lived process with its own pipe, so the parent always
 knows which run a worker holds: a worker that dies (segfault, ``os._exit``,
@@ -35,8 +36,8 @@ Parallel runs are therefore mostly of the same solver, so every solver meets
 about the same contention for cores.
 
 Workers ignore SIGINT, so Ctrl+C reaches the parent alone, which stops them
-and keeps what is written; if the parent itself is killed, each worker exits
-when it next talks to its closed pipe.
+and keeps what is written; if the parent itself is killed, each worker kills
+itself and its children at once.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from rota.bench.report import (
 )
 from rota.errors import FormatError, ResourceError
 from rota.problems import RESULT_FORMAT, instance_from_dict, problem_of, problems
+from rota.solvers import processes
 
 #: Suffixes a folder or a glob contributes (every family's); an explicitly named
 #: file is taken whatever it is.
@@ -312,24 +314,42 @@ def _describe(exc: BaseException) -> str:
     return one_line(f"{type(exc).__name__}: {exc}")
 
 
-def execute(task: _Task) -> dict[str, Any]:
+def instance_of(task: _Task, instance_bytes: bytes | None = None) -> tuple[Any, str | None]:
+    """The task's instance, or ``None`` and the message of the run's ``error`` row.
+
+    Read from ``task.ref``, or unpickled from ``instance_bytes``; a file whose
+    content is no longer what the bench planned with is refused.
+    """
+    try:
+        if instance_bytes is None:
+            instance, digest = load_instance(task.ref)
+        else:
+            instance, digest = pickle.loads(instance_bytes), task.digest
+    except Exception as exc:
+        return None, one_line(f"cannot read instance: {exc}")
+    if digest != task.digest:
+        return None, "the instance file changed since the bench started"
+    return instance, None
+
+
+def execute(task: _Task, instance_bytes: bytes | None = None) -> dict[str, Any]:
     """Run one task and describe the outcome as plain row fields; never raises ``Exception``.
 
-    :func:`rota.solve` returns every solution with its family evaluator's
-    report; a solution that breaks a constraint becomes ``infeasible_solution``
-    with the first violation, and the evaluator's objective is the one recorded.
+    The instance is read from ``task.ref``, or unpickled from
+    ``instance_bytes`` when the parent shipped it (a cluster's workers need not
+    see the file). :func:`rota.solve` returns every solution with its family
+    evaluator's report; a solution that breaks a constraint becomes
+    ``infeasible_solution`` with the first violation, and the evaluator's
+    objective is the one recorded.
     """
     from rota.errors import UnsupportedError
     from rota.problems import problem_of
     from rota.solvers.api import solve
     from rota.solvers.base import Status
 
-    try:
-        instance, digest = load_instance(task.ref)
-    except Exception as exc:
-        return {"status": "error", "message": one_line(f"cannot read instance: {exc}")}
-    if digest != task.digest:
-        return {"status": "error", "message": "the instance file changed since the bench started"}
+    instance, failure = instance_of(task, instance_bytes)
+    if failure is not None:
+        return {"status": "error", "message": failure}
     problem = problem_of(instance)
     row: dict[str, Any] = {
         "name": one_line(instance.name),
@@ -391,40 +411,6 @@ def execute(task: _Task) -> dict[str, Any]:
     return row | {"status": status, "message": one_line("; ".join(notes))}
 
 
-def _worker_main(conn: Connection, registrations: _Registrations, solver: str) -> None:
-    # A group of its own: a Ctrl+C at the terminal reaches the parent alone, which
-    # decides what to do, and the parent can end the worker with its children.
-    os.setpgrp()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from rota.problems import FAMILIES, register_problem
-    from rota.solvers.registry import families_of, get_solver, register
-
-    for family, target in registrations.families.items():
-        if FAMILIES.get(family) != target:
-            register_problem(family, target)
-    for family, name, target in registrations.solvers:
-        register(name, target, family)
-    # Import the backend now, so that its import time counts neither against the
-    # first run's wall time nor against its kill deadline. A failure here is
-    # left for the runs to record, each with its own message.
-    with contextlib.suppress(Exception):
-        for family in families_of(solver):
-            get_solver(solver, family)
-    conn.send("ready")
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):  # the parent is gone
-            return
-        if task is None:
-            return
-        outcome = execute(task)
-        try:
-            conn.send(outcome)
-        except (BrokenPipeError, OSError):
-            return
-
-
 # -- the pool ----------------------------------------------------------------------
 
 
@@ -455,7 +441,7 @@ class _Pool:
     """``size`` long-lived worker processes, each holding at most one task."""
 
     size: int
-    registrations: _Registrations
+    registrations: processes.Registrations
     grace: float
     on_done: Callable[[_Task, dict[str, Any]], None]
     workers: list[_Worker] = field(default_factory=list)
@@ -465,7 +451,7 @@ class _Pool:
         ctx = _context()
         parent, child = ctx.Pipe()
         process = ctx.Process(
-            target=_worker_main,
+            target=processes.serve,
             args=(child, self.registrations, solver),
             name=f"rota-bench-{solver}",
         )
@@ -513,12 +499,12 @@ class _Pool:
             return False
         task = pending[index]
         try:
-            w.conn.send(task)
+            w.conn.send((execute, (task,)))
         except OSError:  # died since it said ready: the next poll replaces it
             return True
         pending.pop(index)
         w.task = task
-        w.deadline = time.monotonic() + 2 * task.time_limit + self.grace
+        w.deadline = time.monotonic() + processes.deadline(task.time_limit, self.grace)
         return True
 
     def _poll(self, w: _Worker) -> bool:
@@ -544,20 +530,18 @@ class _Pool:
         if w.task is not None:
             task, w.task = w.task, None
             if w.process.is_alive():
-                message = (
-                    f"killed: still running {2 * task.time_limit + self.grace:g} s after it "
-                    f"started (twice the budget plus {self.grace:g} s grace)"
-                )
+                message = processes.killed_message(task.time_limit, self.grace)
             else:
                 w.process.join(1)
-                message = f"worker process died ({_exit_reason(w.process.exitcode)})"
+                message = processes.died_message(w.process.exitcode)
             self.on_done(task, {"status": "error", "message": message})
         elif not w.ready:
             self.startup_failures += 1
             if self.startup_failures > 3:
                 raise RuntimeError(
                     "bench worker processes keep dying at start "
-                    f"({_exit_reason(w.process.exitcode)}); run one solve outside the bench"
+                    f"({processes.exit_reason(w.process.exitcode)}); "
+                    "run one solve outside the bench"
                 )
         return False
 
@@ -579,17 +563,6 @@ class _Pool:
         for w in self.workers:
             self._close(w, kill=False)
         self.workers = []
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is None:
-        return "exit code unknown"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
 
 
 # -- the CSV log -------------------------------------------------------------------
@@ -738,42 +711,6 @@ class BenchSummary:
     statuses: dict[str, int]
 
 
-@dataclass(frozen=True)
-class _Registrations:
-    """What a worker process re-registers: the problem families and the solvers of each name.
-
-    Workers start from a fresh interpreter, so families and solvers added at
-    run time (:func:`rota.problems.register_problem`,
-    :func:`rota.solvers.registry.register`) would be unknown there otherwise.
-    """
-
-    families: dict[str, str]
-    solvers: list[tuple[str, str, Any]]  # (family, name, target)
-
-
-def _registrations(solvers: Sequence[str]) -> _Registrations:
-    from rota.problems import FAMILIES
-    from rota.solvers.registry import families_of, registry_target
-
-    entries = []
-    for name in solvers:
-        for family in families_of(name):
-            target = registry_target(name, family)
-            if not isinstance(target, str):
-                try:
-                    pickle.dumps(target)
-                    if getattr(target, "__module__", None) == "__main__":
-                        raise TypeError("a worker process cannot import __main__")
-                except Exception:
-                    raise ValueError(
-                        f"solver {name!r} is registered with {target!r}, which cannot be sent "
-                        "to worker processes; register it as 'module:attr' or a module-level "
-                        "factory"
-                    ) from None
-            entries.append((family, name, target))
-    return _Registrations(dict(FAMILIES), entries)
-
-
 def _validate(
     solvers: Sequence[str],
     time_limits: Sequence[float],
@@ -833,6 +770,7 @@ def run_bench(
     grace: float = DEFAULT_GRACE,
     retry_errors: bool = False,
     command: str | None = None,
+    client: Any = None,
 ) -> BenchSummary:
     """Run every (instance, solver, time limit, seed) and write ``out/``.
 
@@ -853,7 +791,7 @@ def run_bench(
         already in ``out/runs.csv`` are skipped, so rerunning an interrupted
         bench finishes it.
     workers
-        Parallel worker processes; default ``os.cpu_count()``.
+        Parallel worker processes; default ``os.cpu_count()``. Not with ``client``.
     progress
         Show a rich progress bar on stderr.
     solver_options
@@ -867,6 +805,11 @@ def run_bench(
         the old one in the report.
     command
         Command line shown in ``summary.md``; default ``sys.argv``.
+    client
+        A ``distributed.Client`` (:func:`rota.cluster.connect`): run on its
+        cluster, one Dask task per run (:mod:`rota.bench.cluster`), instead of
+        in local worker processes. Rows, resume, deadlines and crash isolation
+        are the same.
 
     Returns
     -------
@@ -879,8 +822,14 @@ def run_bench(
     ------
     ValueError
         Unknown solver, bad budget, seed count or worker count, an instance that
-        does not read, or an ``out/runs.csv`` that is not a bench log.
+        does not read, an ``out/runs.csv`` that is not a bench log, or a
+        cluster without workers or with another rota.
+    ConnectionError
+        The cluster's scheduler dropped runs (it was lost or restarted); the
+        finished runs are in ``runs.csv``.
     """
+    if client is not None and workers is not None:
+        raise ValueError("workers sets the local worker processes; a cluster's workers are its own")
     refs = _coerce_refs(instances)
     if not refs:
         raise ValueError("instances is empty: name at least one instance")
@@ -893,7 +842,7 @@ def run_bench(
             f"{len(refs)} instances x {len(solvers)} solvers x {len(budgets)} budgets x "
             f"{len(seed_list)} seeds = {planned:,} runs, more than a bench takes ({MAX_RUNS:,})"
         )
-    registrations = _registrations(solvers)
+    registrations = processes.registrations(solvers)
     if command is None:
         command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     out = Path(out)
@@ -943,10 +892,21 @@ def run_bench(
     rank = {name: k for k, name in enumerate(solvers)}
     todo.sort(key=lambda t: (-t.time_limit, rank[t.solver], order[t.ref], t.seed))
 
+    notes = []
+    if client is not None:
+        from rota.bench.cluster import ClusterPool
+        from rota.cluster import check_workers
+
+        if todo:  # a finished bench needs no cluster
+            where = check_workers(client)
+            notes.append(f"ran on {where}; the machine above planned and recorded the runs")
     out.mkdir(parents=True, exist_ok=True)
     interrupted: int | None = None
     recorder = _Recorder(_CsvLog(csv_path), out / "errors.log", file_refs)
-    pool = _Pool(workers, registrations, grace, recorder)
+    if client is None:
+        pool = _Pool(workers, registrations, grace, recorder)
+    else:
+        pool = ClusterPool(client, registrations, grace, recorder)
     try:
         with signals.graceful():
             if progress and todo:
@@ -958,8 +918,10 @@ def run_bench(
         pool.close()
         recorder.close()
 
-    notes = ["the bench was interrupted; rerun the same command to finish it"] * bool(interrupted)
-    summary_md, *plots = write_report(out, command=command, workers=workers, notes=notes)
+    notes += ["the bench was interrupted; rerun the same command to finish it"] * bool(interrupted)
+    summary_md, *plots = write_report(
+        out, command=command, workers=None if client else workers, notes=notes
+    )
     statuses: dict[str, int] = {}
     for run in latest(read_runs(csv_path)):
         if run.key in asked:

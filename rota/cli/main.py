@@ -7,6 +7,7 @@ but found no solution, 1 when ``rota evaluate`` finds violations.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -250,6 +251,13 @@ def solve(
         list[str] | None,
         typer.Option("--option", "-o", help="Solver option KEY=VALUE (repeatable)."),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Solve each instance as a task of the Dask scheduler at this address "
+            "(tcp://HOST:8786), or of a LocalCluster on this machine: `local`."
+        ),
+    ] = None,
 ) -> None:
     """Solve an instance or a set; print a result table (gap to BKS when one is known)."""
     import rota
@@ -284,13 +292,17 @@ def solve(
     reference = reference_cost(instance, instances[0]) if len(instances) == 1 else None
     signum = None
     try:
-        results = rota.solve(
-            instances, solver=solver, stop=stopping, seed=seed, warm_start=starts, **options
-        )
+        with _cluster(cluster) as client:
+            results = rota.solve_many(
+                instances, solver=solver, stop=stopping, seed=seed, warm_start=starts,
+                client=client, **options,
+            )  # fmt: skip
     except Interrupted as exc:
         signum = exc.signum
         results = exc.results if isinstance(exc.results, list) else [exc.results]
-    solved = instances[: len(results)]
+    # a cluster's interrupted solve has a result for any instance; a local one for the first
+    finished = [(i, r) for i, r in zip(instances, results, strict=False) if r is not None]
+    solved, results = [i for i, _ in finished], [r for _, r in finished]
 
     table = Table(title=f"rota solve: {instance.name}", title_justify="left")
     for column in ("instance", "kind", problem.size_label, "solver", "status", "objective",
@@ -309,14 +321,14 @@ def solve(
             _format(items, 0), f"{result.runtime:.2f}",
         )  # fmt: skip
     console.print(table)
-    if reference is not None:
+    if reference is not None and results:
         console.print(f"reference: {reference.kind} {reference.value:g} from {reference.source}")
         _check_reference(problem, reference, results[0])
     if any(r.stats.get("solution_from") == "warm start" for r in results):
         console.print("note: the solver did not beat the warm start; the warm start is returned")
 
     written = []
-    if out is not None:
+    if out is not None and results:
         if out.suffix == ".jsonl":
             lines = [dumps_result(r, i) + "\n" for i, r in zip(solved, results, strict=True)]
             write_text(out, "".join(lines))
@@ -326,7 +338,7 @@ def solve(
             written.append(out)
         elif signum is None:
             raise fail(f"no solution to write ({results[0].status.value})", EXIT_NO_SOLUTION)
-    if plot is not None and results[0].solution is not None:
+    if plot is not None and results and results[0].solution is not None:
         inst, result = instances[0], results[0]
         title = f"{inst.name}: {result.solver}, objective {_format(result.objective)}"
         written.append(problem.plot(inst, result.solution, plot, title))
@@ -334,7 +346,8 @@ def solve(
         console.print(f"wrote {path}")
 
     if signum is not None:
-        what = f"{len(results)} of {len(instances)} instances solved, the last one cut short"
+        rest = "the rest cancelled" if cluster else "the last one cut short"
+        what = f"{len(results)} of {len(instances)} instances solved, {rest}"
         raise interrupted_exit(
             signum, what + (f"; wrote {len(written)} file(s)" if written else "")
         )
@@ -433,6 +446,15 @@ def solvers(
     console.print(table)
 
 
+def _cluster(address: str | None, workers: int | None = None) -> Any:
+    """A context giving the Dask client of ``--cluster``, or ``None`` without one."""
+    if address is None:
+        return contextlib.nullcontext()
+    from rota.cluster import connect
+
+    return connect(address, workers)
+
+
 def _split(value: str, what: str, convert: Callable[[str], Any]) -> list[Any]:
     try:
         items = [convert(v.strip()) for v in value.split(",") if v.strip()]
@@ -465,6 +487,13 @@ def bench(
         typer.Option("--option", "-o", help="Solver option SOLVER.KEY=VALUE (repeatable)."),
     ] = None,
     retry_errors: Annotated[bool, typer.Option(help="Rerun runs recorded as error.")] = False,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run each run as a task of the Dask scheduler at this address "
+            "(tcp://HOST:8786), or of a LocalCluster of --workers processes: `local`."
+        ),
+    ] = None,
 ) -> None:
     """Run solvers over instances, budgets and seeds; resumable; writes tables and plots."""
     from rota.bench import run_bench
@@ -479,17 +508,24 @@ def bench(
         if not dot or not field:
             raise ValueError(f"bench option {key!r} must be SOLVER.KEY=VALUE")
         solver_options.setdefault(name, {})[field] = value
-    summary = run_bench(
-        instances,
-        _split(solvers, "--solvers", str),
-        _split(time_limit, "--time-limit", float),
-        seeds,
-        out,
-        workers=workers,
-        solver_options=solver_options,
-        retry_errors=retry_errors,
-        command=" ".join(["rota", *sys.argv[1:]]),
-    )
+    if cluster is not None and cluster != "local" and workers is not None:
+        raise ValueError(
+            "--workers sets the processes of a local bench or of --cluster local; a "
+            "scheduler's workers are the ones started with `dask worker ADDRESS --nworkers N`"
+        )
+    with _cluster(cluster, workers) as client:
+        summary = run_bench(
+            instances,
+            _split(solvers, "--solvers", str),
+            _split(time_limit, "--time-limit", float),
+            seeds,
+            out,
+            workers=None if client else workers,
+            solver_options=solver_options,
+            retry_errors=retry_errors,
+            command=" ".join(["rota", *sys.argv[1:]]),
+            client=client,
+        )
     console.print(
         f"{summary.executed} runs executed, {summary.skipped} already done; "
         f"wrote {summary.runs_csv}, {summary.summary_md}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rota import signals
@@ -168,6 +168,59 @@ def _never_worse(problem: Problem, instance: Any, result: Result, warm: tuple) -
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class SolvePlan:
+    """A checked request to solve: the family, the configured solver, the stop, the starts."""
+
+    problem: Problem
+    backend: Solver
+    stopping: Stopping
+    warm: list[tuple]  # each instance's warm starts
+
+
+def plan_solve(
+    instances: list[Any],
+    batch: bool,
+    solver: str | None,
+    time_limit: float | None,
+    seed: int,
+    warm_start: Any,
+    stop: Stopping | str | Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> SolvePlan:
+    """Every check :func:`solve` makes before any solver time is spent (its steps 1 to 4).
+
+    ``batch`` says whether the caller gave a list (``warm_start`` then holds
+    one entry per instance).
+    """
+    if not instances:
+        raise ValueError("no instances to solve")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    stopping = stopping_of(time_limit, stop)
+    problem = problem_of(instances[0])
+    for i, inst in enumerate(instances):
+        if not isinstance(inst, problem.instance_type):
+            raise ValueError(
+                f"instance {i} is a {type(inst).__name__}; a list to solve must hold "
+                f"{problem.instance_type.__name__}s only"
+            )
+    warm = _warm_starts(problem, len(instances), batch, warm_start)
+    backend = _backend(problem, solver, options)
+    _check_request(backend, stopping, warm)
+    for inst in instances:
+        reason = backend.supports(inst)
+        if reason is not None:
+            raise UnsupportedInstanceError(reason)
+    for i, (inst, starts) in enumerate(zip(instances, warm, strict=True)):
+        for k, start in enumerate(starts):
+            errors = problem.structural_errors(inst, start)
+            if errors:
+                which = f"warm start {k}" + (f" of instance {i}" if batch else "")
+                raise ValueError(f"{which} is not a solution of {inst.name}: {errors[0]}")
+    return SolvePlan(problem, backend, stopping, warm)
+
+
 def solve(
     instance: Any,
     solver: str | None = None,
@@ -222,31 +275,8 @@ def solve(
     """
     batch = isinstance(instance, list | tuple)
     instances = list(instance) if batch else [instance]
-    if not instances:
-        raise ValueError("no instances to solve")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    stopping = stopping_of(time_limit, stop)
-    problem = problem_of(instances[0])
-    for i, inst in enumerate(instances):
-        if not isinstance(inst, problem.instance_type):
-            raise ValueError(
-                f"instance {i} is a {type(inst).__name__}; a list to solve must hold "
-                f"{problem.instance_type.__name__}s only"
-            )
-    warm = _warm_starts(problem, len(instances), batch, warm_start)
-    backend = _backend(problem, solver, options)
-    _check_request(backend, stopping, warm)
-    for inst in instances:
-        reason = backend.supports(inst)
-        if reason is not None:
-            raise UnsupportedInstanceError(reason)
-    for i, (inst, starts) in enumerate(zip(instances, warm, strict=True)):
-        for k, start in enumerate(starts):
-            errors = problem.structural_errors(inst, start)
-            if errors:
-                which = f"warm start {k}" + (f" of instance {i}" if batch else "")
-                raise ValueError(f"{which} is not a solution of {inst.name}: {errors[0]}")
+    plan = plan_solve(instances, batch, solver, time_limit, seed, warm_start, stop, options)
+    problem, backend, stopping, warm = plan.problem, plan.backend, plan.stopping, plan.warm
 
     with signals.graceful():
         if backend.capabilities.batched and batch:
@@ -272,4 +302,4 @@ def solve(
     return results if batch else results[0]
 
 
-__all__ = ["DEFAULT_TIME_LIMIT", "solve", "stopping_of"]
+__all__ = ["DEFAULT_TIME_LIMIT", "SolvePlan", "plan_solve", "solve", "stopping_of"]
