@@ -49,8 +49,14 @@ from rota.solvers.stopping import Stopping
 
 #: Seconds to reach a scheduler, and to wait for its first worker.
 CONNECT_TIMEOUT = 10.0
-#: Reruns of a run whose Dask worker died, on a ``--cluster local`` cluster.
-LOCAL_ALLOWED_FAILURES = 1
+#: The scheduler settings of a ``--cluster local`` cluster (``docs/scaling-out.md``):
+#: a run whose Dask worker died is rerun once, and a worker holds only the run it
+#: executes. Dask's default saturation queues a second task on a worker, which
+#: then dies with that worker and is counted a failure of its own.
+LOCAL_SCHEDULER = {
+    "distributed.scheduler.allowed-failures": 1,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
 #: Seconds a :func:`solve_many` run may overrun twice its time limit before it is killed.
 SOLVE_GRACE = 60.0
 
@@ -82,7 +88,7 @@ def connect(address: str, workers: int | None = None) -> Iterator[Any]:
             raise ValueError(f"workers is {workers}, expected a positive integer")
         # The scheduler reads its configuration when it starts, so this applies
         # to the cluster's whole life.
-        with dask.config.set({"distributed.scheduler.allowed-failures": LOCAL_ALLOWED_FAILURES}):
+        with dask.config.set(LOCAL_SCHEDULER):
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
@@ -397,7 +403,7 @@ def solve_many(
 
 
 __all__ = [
-    "CONNECT_TIMEOUT", "LOCAL_ALLOWED_FAILURES", "SOLVE_GRACE", "call_in_run_process",
+    "CONNECT_TIMEOUT", "LOCAL_SCHEDULER", "SOLVE_GRACE", "call_in_run_process",
     "check_workers", "connect", "lost_scheduler", "run_windowed", "solve_many",
     "worker_lost_message",
 ]  # fmt: skip

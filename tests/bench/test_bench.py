@@ -75,23 +75,39 @@ def _in_order(instance: RoutingInstance) -> RoutingSolution:
 
 
 class OrderSolver(_TestSolver):
-    """Feasible and deterministic; with ``log`` set, appends one line per call."""
+    """Feasible and deterministic; with ``log`` set, appends one line per call.
+
+    A call after the first ``hold_after`` calls in ``log`` also waits while the
+    file ``hold`` exists: a run certainly still under way when a test
+    interrupts the bench, whatever order the runs start in.
+    """
 
     name = "bench-order"
 
-    def __init__(self, log: str | None = None, sleep: float = 0.0) -> None:
+    def __init__(
+        self,
+        log: str | None = None,
+        sleep: float = 0.0,
+        hold: str | None = None,
+        hold_after: int = 0,
+    ) -> None:
         self.log, self.sleep = log, sleep
+        self.hold, self.hold_after = hold, hold_after
 
-    def configure(self, log: str | None = None, sleep: float = 0.0) -> OrderSolver:
-        return type(self)(log, sleep)
+    def configure(self, **options) -> OrderSolver:
+        return type(self)(**options)
 
     def solve(self, instance, stop, seed, warm_start=()):
+        call = f"{instance.name} {stop.time_limit:g} {seed} {self.name} {os.getpid()}\n"
         if self.log:
             with open(self.log, "a") as handle:
-                handle.write(
-                    f"{instance.name} {stop.time_limit:g} {seed} {self.name} {os.getpid()}\n"
-                )
+                handle.write(call)
         time.sleep(self.sleep)
+        if self.hold and self.log:
+            with open(self.log) as handle:
+                order = handle.readlines().index(call)
+            while order >= self.hold_after and os.path.exists(self.hold):
+                time.sleep(0.05)
         return finish(
             instance, _in_order(instance), Status.FEASIBLE, solver=self.name, seed=seed, stop=stop
         )

@@ -1,8 +1,10 @@
 """``rota bench`` and ``rota.solve_many`` on a Dask cluster: a real scheduler and two workers.
 
 The module starts ``dask scheduler`` and two ``dask worker`` processes on the
-loopback address (each in a process group of its own, killed at the end) with
-``allowed-failures`` at 1, as ``docs/scaling-out.md`` advises. The workers
+loopback address (each in a process group of its own, killed at the end; a
+test that kills workers starts a cluster of its own) with
+``allowed-failures`` at 1 and ``worker-saturation`` at 1.0, as ``docs/scaling-out.md``
+advises. The workers
 import this worktree's rota and tests (``PYTHONPATH``), so the test-only
 solvers of ``test_bench`` run there too.
 """
@@ -68,13 +70,13 @@ def _env() -> dict[str, str]:
         PYTHONPATH=path,
         OMP_NUM_THREADS="1",
         DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+        DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0",
     )
 
 
-@pytest.fixture(scope="module")
-def address(tmp_path_factory) -> Iterator[str]:
-    """The address of a scheduler with two workers, one process and one thread each."""
-    folder = tmp_path_factory.mktemp("dask")
+@contextlib.contextmanager
+def _cluster(folder: Path) -> Iterator[str]:
+    """A scheduler with two workers, one process and one thread each; its address."""
     started: list[subprocess.Popen] = []
 
     def start(*args: str) -> None:
@@ -109,6 +111,22 @@ def address(tmp_path_factory) -> Iterator[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def address(tmp_path_factory) -> Iterator[str]:
+    """The cluster the tests share; tests that kill workers start their own."""
+    with _cluster(tmp_path_factory.mktemp("dask")) as where:
+        yield where
+
+
+@pytest.fixture
+def own_cluster(tmp_path) -> Iterator[Client]:
+    """A client of a cluster of this test's own: the test kills its workers."""
+    folder = tmp_path / "dask"
+    folder.mkdir()
+    with _cluster(folder) as where, Client(where, timeout=30) as connected:
+        yield connected
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +206,7 @@ def test_dead_and_hanging_runs_are_error_rows_as_in_a_local_bench(two_workers, t
 
 
 def test_a_killed_worker_loses_no_finished_run_and_its_run_is_rerun(
-    two_workers, instances, tmp_path
+    own_cluster, instances, tmp_path
 ):
     calls = tmp_path / "calls.log"
     out = tmp_path / "out"
@@ -215,7 +233,7 @@ def test_a_killed_worker_loses_no_finished_run_and_its_run_is_rerun(
     killer = threading.Thread(target=kill_a_worker_mid_run)
     killer.start()
     summary = run_bench([instances[0]], ["greedy", "bench-order"], [5.0], 2, out,
-                        progress=False, solver_options=options, client=two_workers)  # fmt: skip
+                        progress=False, solver_options=options, client=own_cluster)  # fmt: skip
     killer.join()
 
     assert len(seen["csv"].splitlines()) >= 2  # the header and a finished row, kept as written
@@ -232,11 +250,11 @@ def test_a_killed_worker_loses_no_finished_run_and_its_run_is_rerun(
     assert not seen["run_process"].is_running()
 
 
-def test_a_run_that_keeps_killing_its_worker_ends_as_an_error_row(two_workers, tmp_path):
+def test_a_run_that_keeps_killing_its_worker_ends_as_an_error_row(own_cluster, tmp_path):
     atsp = tmp_path / "tiny-atsp.json"
     atsp.write_text(json.dumps(ATSP))
     summary = run_bench([str(atsp)], ["bench-kill-host", "bench-order"], [0.1], 1,
-                        tmp_path / "out", progress=False, client=two_workers)  # fmt: skip
+                        tmp_path / "out", progress=False, client=own_cluster)  # fmt: skip
     rows = {r.solver: r for r in read_runs(tmp_path / "out" / "runs.csv")}
     assert rows["bench-kill-host"].status == "error"
     assert rows["bench-kill-host"].message == (
@@ -252,7 +270,10 @@ def test_ctrl_c_cancels_the_runs_out_keeps_the_rows_and_a_rerun_finishes(
     out, calls = tmp_path / "out", tmp_path / "calls.log"
     atsp = tmp_path / "tiny-atsp.json"
     atsp.write_text(json.dumps(ATSP))
-    options = {"bench-order": {"log": str(calls), "sleep": 1.5}}
+    hold = tmp_path / "hold"
+    hold.touch()  # the third and fourth runs go on until they are killed
+    options = {"bench-order": {"log": str(calls), "sleep": 1.5, "hold": str(hold),
+                               "hold_after": 2}}  # fmt: skip
     spec = ([str(atsp)], ["bench-order"], [5.0], 4, str(out))
     script = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
@@ -278,7 +299,11 @@ def test_ctrl_c_cancels_the_runs_out_keeps_the_rows_and_a_rerun_finishes(
     assert proc.returncode == 0, stderr
     _, signum, executed = stdout.split()
     written = read_runs(out / "runs.csv")
-    assert signum == str(int(signal.SIGINT)) and int(executed) == len(written) == 2
+    assert signum == str(int(signal.SIGINT)) and int(executed) == len(written) == 2, (
+        (out / "runs.csv").read_text(),
+        calls.read_text(),
+        stderr[-2000:],
+    )
     # the cancelled runs' run processes are killed, not left to sleep on
     done = {str(r.seed) for r in written}
     cancelled = [ln.split() for ln in calls.read_text().splitlines() if ln.split()[2] not in done]
@@ -290,6 +315,7 @@ def test_ctrl_c_cancels_the_runs_out_keeps_the_rows_and_a_rerun_finishes(
     _, alive = psutil.wait_procs(running, timeout=5)
     assert not alive
 
+    hold.unlink()
     again = run_bench(*spec, progress=False, solver_options=options, client=two_workers)
     assert (again.skipped, again.executed) == (2, 2)
     assert sorted(r.seed for r in read_runs(out / "runs.csv")) == list(range(4))
