@@ -9,12 +9,13 @@ decoded individuals; each one within :attr:`radius` genes of a child belongs
 to the child's neighbourhood with the triangular membership ``1 - d / radius``,
 and the estimate is the membership-weighted mean of the neighbours' values,
 with their weighted spread as its uncertainty. A child is decoded when it has
-no neighbour or when its estimate plus the spread reaches the bar it must
-clear; otherwise it is dropped undecoded, one decoder call saved.
+no neighbour, or when it is no copy of a stored individual (whose value is
+known) and its estimate plus the spread reaches the bar it must clear;
+otherwise it is dropped undecoded, one decoder call saved.
 
 The distances are one vectorised comparison of the child with every stored
-individual (numpy; a few tenths of a millisecond at 5,000 requests, against
-milliseconds for the redecoding it may save).
+individual (numpy: 0.35 ms for 60 stored individuals of 5,000 requests,
+against about 2 ms for the redecoding it may save).
 """
 
 from __future__ import annotations
