@@ -337,7 +337,6 @@ class _Search:
                     self.credit(k, 0.0)
                     continue
                 parent, keys, modes, _ = made
-                worst = min(self.population, key=lambda i: i.value)
                 if (
                     self.fuzzy is not None
                     and not self.fuzzy.promising(FuzzyFitness.pack(keys, modes), self.fuzzy_bar())
@@ -346,6 +345,7 @@ class _Search:
                     self.estimated += 1
                     self.credit(k, 0.0)
                     continue
+                worst = min(self.population, key=lambda i: i.value)
                 child = self.redecode(*made)
                 self.credit(k, self.offer(child, parent, worst))
             self.generations += 1
@@ -433,12 +433,14 @@ class _Search:
         if not blockers:
             return None
         keys, modes = parent.keys.copy(), parent.modes.copy()
+        # ahead of every request in its way (it gets a track, others may lose theirs),
+        # or of one of them (a smaller step), as often
         if self.rng.random() < 0.5:
             ahead = min(self.rank(parent.key_list[b]) for b in blockers)
         else:
             ahead = self.rank(parent.key_list[blockers[int(self.rng.integers(len(blockers)))]])
         keys[u] = (ahead - 1) * self.n + u
-        if self.rng.random() < 0.3:
+        if self.rng.random() < 0.3:  # and now and then placed from the other end
             modes[u] = 1 - modes[u]
         return parent, keys, modes, [u]
 
