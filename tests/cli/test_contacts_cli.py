@@ -106,7 +106,8 @@ def test_a_routing_solver_is_not_a_contacts_solver(week: Path):
     result = runner.invoke(app, ["solve", str(week), "-s", "pyvrp"])
     assert result.exit_code == 2
     assert (
-        "unknown solver 'pyvrp' for contacts; valid solvers: greedy, cpsat, milp" in result.output
+        "unknown solver 'pyvrp' for contacts; valid solvers: greedy, cpsat, milp, ga"
+        in result.output
     )
 
 

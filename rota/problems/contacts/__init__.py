@@ -47,6 +47,7 @@ class ContactsProblem(Problem):
         "greedy": "rota.solvers.contacts.greedy:GreedyContacts",
         "cpsat": "rota.solvers.contacts.cpsat:CPSATContacts",
         "milp": "rota.solvers.contacts.milp:MILPContacts",
+        "ga": "rota.solvers.contacts.ga:GAContacts",
     }
     default_solver = "cpsat"
 

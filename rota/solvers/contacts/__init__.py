@@ -2,7 +2,11 @@
 
 - :mod:`.greedy`: the operational baseline, one priority-ordered pass;
 - :mod:`.cpsat`: CP-SAT with optional variable-length intervals, proofs and bounds;
-- :mod:`.milp`: a disjunctive MILP (PuLP with CBC or HiGHS) for small instances.
+- :mod:`.milp`: a disjunctive MILP (PuLP with CBC or HiGHS) for small instances;
+- :mod:`.ga`: a random-key genetic algorithm whose individuals :mod:`.decoder` turns
+  into schedules (greedy's rule, children redecoded from their parent's schedule),
+  with optional fuzzy fitness (:mod:`.fuzzy`).
 
-All three work on the integer encoding of :mod:`.encoding`.
+All of them work on the integer encoding of :mod:`.encoding`; :mod:`.bound` gives
+an upper bound from antenna and spacecraft capacity (a linear programme, no search).
 """
