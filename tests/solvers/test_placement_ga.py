@@ -70,11 +70,13 @@ def test_the_batched_objective_is_the_evaluators(case):
     enc = encode(inst, CPU)
     rows = np.stack([random_rows(inst, rng) for _ in range(12)])
     values = objective(enc, torch.tensor(rows)).objective
-    for row, value in zip(rows, values, strict=True):
+    traffic = objective(encode(inst, CPU, traffic_only=True), torch.tensor(rows)).fitness
+    for row, value, hops in zip(rows, values, traffic, strict=True):
         solution = decode(enc, row)
         report = evaluate(inst, solution)
         assert report.feasible, report.violations
         assert float(value) == pytest.approx(report.objective, rel=1e-12)
+        assert float(hops) == pytest.approx(inst.comm_weight * report.comm_cost, rel=1e-12)
         assert np.array_equal(
             objective(enc, torch.tensor(encode_solution(enc, solution))[None]).objective,
             value[None],
@@ -233,6 +235,21 @@ def test_max_imbalance_caps_every_layer(limit):
     assert "contiguous" not in result.stats["starts"] and "restricted" in result.stats
 
 
+def test_hops_minimises_traffic_at_eplb_balance():
+    inst = generated(nodes=2)
+    eplb = evaluate(inst, common.eplb(inst, 0))
+    joint = rota.solve(inst, solver="ga", stop={"iterations": 10}, device="cpu",
+                       max_imbalance=1.0)  # fmt: skip
+    hops = rota.solve(inst, solver="ga", stop={"iterations": 10}, device="cpu",
+                      formulation="hops", max_imbalance=1.0)  # fmt: skip
+    for result in (joint, hops):
+        check(inst, result)
+        assert (result.evaluation.gpu_load.max(axis=1) <= eplb.gpu_load.max(axis=1) + 1e-9).all()
+    assert hops.stats["formulation"] == "hops"
+    assert hops.evaluation.comm_cost <= joint.evaluation.comm_cost + 1e-9
+    assert hops.evaluation.comm_cost < eplb.comm_cost
+
+
 def test_stopping_criteria_are_honoured():
     inst = generated()
     target = rota.solve(inst, solver="ga", stop={"target": 1e12, "time": 20}, device="cpu")
@@ -258,6 +275,7 @@ def test_a_single_gpu_places_everything_there():
         ({"offspring": True}, "ga option offspring=True must be an integer >= 1"),
         ({"max_imbalance": 0.5}, "ga option max_imbalance=0.5 must be a number >= 1 or None"),
         ({"device": "tpu"}, "ga option device='tpu' is not one of auto, cpu, cuda"),
+        ({"formulation": "flow"}, "ga option formulation='flow' is not one of joint, hops"),
         ({"generations": 3}, "ga: unknown option 'generations'"),
     ],
 )

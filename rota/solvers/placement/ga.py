@@ -18,11 +18,15 @@ result is never worse than the best of them. Each layer keeps the number of
 copies of every expert of the start it descends from, so EPLB's replicas are
 kept and moved; none are added or removed.
 
+``formulation`` is what the search minimises, as for ``milp``: ``joint``
+(the family's objective; the default) or ``hops`` (ExFlow: the weighted
+traffic alone; equal expert counts per GPU hold by construction).
 ``max_imbalance`` caps every layer's busiest GPU at that multiple of the
 mean load, or at the start's where that is higher (the start as ``milp``
 picks it: the best feasible warm start, else the better of EPLB and
 contiguous placement); starts above the caps are left out, and no move
-breaks them. Results are ``FEASIBLE`` without a bound: a genetic search
+breaks them, so ``hops`` with ``max_imbalance=1`` is "the least traffic at
+EPLB's balance". Results are ``FEASIBLE`` without a bound: a genetic search
 proves nothing. An iteration of the stop is one generation.
 """
 
@@ -36,12 +40,13 @@ import numpy as np
 from rota.problems.placement import PlacementInstance, PlacementSolution, contiguous, evaluate
 from rota.solvers.base import ALL_CRITERIA, Capabilities, Result, Status, finish, reconfigured
 from rota.solvers.placement import common, exact
+from rota.solvers.placement.formulation import FORMULATIONS
 from rota.solvers.placement.layout import Layout, load_caps
 from rota.solvers.stopping import Stop
 
 #: Devices the ``device`` option accepts.
 DEVICES = ("auto", "cpu", "cuda")
-_OPTION_NAMES = ("population", "offspring", "max_imbalance", "device")
+_OPTION_NAMES = ("population", "offspring", "formulation", "max_imbalance", "device")
 
 
 class GAPlacement:
@@ -53,6 +58,8 @@ class GAPlacement:
         Individuals kept between generations.
     offspring
         Children made per generation.
+    formulation
+        ``"joint"`` (the family's objective) or ``"hops"`` (traffic alone).
     max_imbalance
         Cap on every layer's busiest GPU, as a multiple of the mean; ``None``: no cap.
     device
@@ -71,12 +78,17 @@ class GAPlacement:
         self,
         population: int = 16,
         offspring: int = 8,
+        formulation: str = "joint",
         max_imbalance: float | None = None,
         device: str = "auto",
     ) -> None:
         for option, value, low in (("population", population, 1), ("offspring", offspring, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"ga option {option}={value!r} must be an integer >= {low}")
+        if formulation not in FORMULATIONS:
+            raise ValueError(
+                f"ga option formulation={formulation!r} is not one of {', '.join(FORMULATIONS)}"
+            )
         if max_imbalance is not None and (
             isinstance(max_imbalance, bool)
             or not isinstance(max_imbalance, int | float)
@@ -89,6 +101,7 @@ class GAPlacement:
             raise ValueError(f"ga option device={device!r} is not one of {', '.join(DEVICES)}")
         self.population = population
         self.offspring = offspring
+        self.formulation = formulation
         self.max_imbalance = max_imbalance
         self.device = device
 
@@ -121,7 +134,7 @@ class GAPlacement:
         if self.max_imbalance is not None:
             reference, origin = exact.starting_solution(instance, warm_start, True, replicas=True)
             caps = load_caps(instance, Layout.of(reference), self.max_imbalance)
-        enc = encode(instance, device, caps)
+        enc = encode(instance, device, caps, traffic_only=self.formulation == "hops")
         names, rows = [], []
         for name, solution in self._candidates(instance, warm_start):
             report = evaluate(instance, solution)
@@ -137,6 +150,7 @@ class GAPlacement:
         outcome = evolve(enc, starts, stop, seed % 2**63, settings)
         stats: dict[str, Any] = {
             "device": str(device),
+            "formulation": self.formulation,
             "population": self.population,
             "offspring": self.offspring,
             "generations": outcome.generations,

@@ -3,9 +3,12 @@
 The starting individuals (contiguous, EPLB, warm starts) are improved by the
 swap local search and form the first population. A generation then makes
 ``offspring`` children: two parents by binary tournament, a block of layers
-of the second put into the first (two-point crossover), a few random swaps,
-and the local search. Survivors are the best ``population`` of parents and
-children, one of each objective (clones go), so the best is always kept.
+of the second put into the first (two-point crossover), one to ``L / 2``
+random swaps (a strong kick: weaker ones let the population collapse into
+clones of its best on 64 experts x 27 layers), and the local search.
+Survivors are the best ``population`` of parents and children by fitness
+(the objective; the weighted traffic with ``hops``), one of each value
+(clones go), so the best is always kept.
 
 GPUs are interchangeable (within a node, and nodes among themselves), so two
 parents can place the same experts together under different GPU numbers.
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rota.solvers.placement.ga_slots import Encoded, expert_shares, objective
+from rota.solvers.placement.ga_slots import Encoded, Scores, expert_shares, objective
 from rota.solvers.placement.ga_swaps import local_search, random_swaps
 from rota.solvers.stopping import Stop
 
@@ -121,15 +124,16 @@ def crossover(
 
 
 def _survivors(
-    enc: Encoded, population: torch.Tensor, values: torch.Tensor, size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The best ``size`` of ``population``, one per objective value (clones last)."""
+    enc: Encoded, population: torch.Tensor, scores: Scores, size: int
+) -> tuple[torch.Tensor, Scores]:
+    """The best ``size`` of ``population`` by fitness, one per value (clones last)."""
+    values = scores.fitness
     order = torch.sort(values, stable=True).indices
     ranked = values[order]
     clone = torch.zeros_like(ranked, dtype=torch.bool)
     clone[1:] = ranked[1:] - ranked[:-1] <= enc.tolerance
     keep = order[torch.sort(clone.to(torch.int8), stable=True).indices][:size]
-    return population[keep], values[keep]
+    return population[keep], scores.take(keep)
 
 
 def _tournament(values: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -146,8 +150,9 @@ def evolve(
 ) -> Outcome:
     """Evolve from ``starts`` (``(S, L, M)`` feasible individuals) until ``stop``.
 
-    An iteration of the stop is one generation; the first population is
-    built before the first. The result is never worse than the best start.
+    An iteration of the stop is one generation (shown the best individual's
+    objective); the first population is built before the first. The result's
+    fitness is never worse than the best start's.
     """
     generator = torch.Generator(device=enc.device)
     generator.manual_seed(seed)
@@ -158,32 +163,32 @@ def evolve(
     population = starts.clone()
     dirty = torch.ones(population.shape[:2], dtype=torch.bool, device=enc.device)
     steps = local_search(enc, population, dirty, expired)
-    values = objective(enc, population).objective
-    population, values = _survivors(enc, population, values, settings.population)
+    population, scores = _survivors(
+        enc, population, objective(enc, population), settings.population
+    )
     mutations = max(1, enc.layers // 2)
     generations = improved = 0
     while not expired():
-        first = population[_tournament(values, settings.offspring, generator)]
-        second = population[_tournament(values, settings.offspring, generator)]
+        first = population[_tournament(scores.fitness, settings.offspring, generator)]
+        second = population[_tournament(scores.fitness, settings.offspring, generator)]
         children, dirty = crossover(enc, first, second, generator)
         count = torch.randint(
             1, mutations + 1, (settings.offspring,), generator=generator, device=enc.device
         )
         random_swaps(enc, children, dirty, count, generator)
         steps += local_search(enc, children, dirty, expired)
-        child_values = objective(enc, children).objective
-        best = float(values[0])
-        population, values = _survivors(
+        best = float(scores.fitness[0])
+        population, scores = _survivors(
             enc,
             torch.cat([population, children]),
-            torch.cat([values, child_values]),
+            scores.cat(objective(enc, children)),
             settings.population,
         )
         generations += 1
-        improved += float(values[0]) < best - enc.tolerance
-        if stop(float(values[0])):
+        improved += float(scores.fitness[0]) < best - enc.tolerance
+        if stop(float(scores.objective[0])):
             break
-    return Outcome(population[0], float(values[0]), generations, steps, improved)
+    return Outcome(population[0], float(scores.objective[0]), generations, steps, improved)
 
 
 __all__ = ["Outcome", "Settings", "crossover", "evolve"]

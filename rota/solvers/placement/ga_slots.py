@@ -15,7 +15,7 @@ S_{l+1}`` summed over transitions. Results still go through the evaluator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ class Encoded:
     slot_gpu: torch.Tensor  # (M,) GPU of every slot
     caps: torch.Tensor  # (L,) most tokens a GPU may hold per layer; inf without a cap
     capped: bool
+    load_weight: float  # 1: the family's objective (joint); 0: traffic alone (hops)
     tolerance: float  # gains smaller than this are float noise, not improvements
 
     @property
@@ -65,9 +66,13 @@ class Encoded:
 
 
 def encode(
-    instance: PlacementInstance, device: torch.device, caps: np.ndarray | None = None
+    instance: PlacementInstance,
+    device: torch.device,
+    caps: np.ndarray | None = None,
+    traffic_only: bool = False,
 ) -> Encoded:
-    """``instance`` as tensors on ``device``; ``caps`` bounds every GPU's load per layer."""
+    """``instance`` as tensors on ``device``; ``caps`` bounds every GPU's load per layer, and
+    ``traffic_only`` makes the search minimise the weighted traffic without the load term."""
     f64 = {"dtype": torch.float64, "device": device}
     layers, experts = instance.num_layers, instance.num_experts
     loads = np.zeros((layers, experts + 1))
@@ -90,6 +95,7 @@ def encode(
         slot_gpu=torch.arange(width, device=device) // instance.slots,
         caps=torch.tensor(caps_array * (1 + 1e-9), **f64),
         capped=caps is not None,
+        load_weight=0.0 if traffic_only else 1.0,
         tolerance=1e-9 * max(1.0, scale / layers),
     )
 
@@ -160,11 +166,20 @@ def gpu_loads(enc: Encoded, rows: torch.Tensor, layer: torch.Tensor) -> torch.Te
 
 @dataclass
 class Scores:
-    """The evaluator's figures of a population, ``(B,)`` each."""
+    """The evaluator's figures of a population, ``(B,)`` each, and what the search minimises."""
 
     objective: torch.Tensor
     load_term: torch.Tensor
     comm: torch.Tensor
+    fitness: torch.Tensor  # the objective, or the weighted traffic alone (hops)
+
+    def take(self, index: torch.Tensor) -> Scores:
+        return Scores(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def cat(self, other: Scores) -> Scores:
+        return Scores(
+            *(torch.cat([getattr(self, f.name), getattr(other, f.name)]) for f in fields(self))
+        )
 
 
 def objective(enc: Encoded, population: torch.Tensor) -> Scores:
@@ -172,7 +187,10 @@ def objective(enc: Encoded, population: torch.Tensor) -> Scores:
     batch, layers = population.shape[:2]
     per_item = layers * enc.experts * max(enc.experts, enc.gpus)
     parts = [_objective(enc, chunk) for chunk in population.split(per_chunk(per_item))]
-    return Scores(*(torch.cat([p[k] for p in parts]) for k in range(3)))
+    value, load_term, comm = (torch.cat([p[k] for p in parts]) for k in range(3))
+    weighted = enc.instance.comm_weight * comm
+    fitness = value if enc.load_weight else weighted
+    return Scores(value, load_term, comm, fitness)
 
 
 def _objective(

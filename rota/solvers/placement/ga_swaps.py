@@ -111,6 +111,8 @@ def _priced(
     if enc.capped:
         room = (cap.to(PRICE) - busiest)[:, None, None, None, None]
         comm.masked_fill_(excess > room, torch.inf)
+    if not enc.load_weight:  # hops: the busiest GPU only bounds the moves (caps)
+        return comm, comm
     others = (_rest(load) - busiest[:, None, None])[:, :, None, :, None]
     exact = comm + torch.maximum(excess, others)
     safe = comm.add_(excess.clamp_(min=0))
@@ -158,7 +160,8 @@ def improve_layers(
     after = load.index_put((index, ga1), shift, accumulate=True)
     after.index_put_((index, gb1), -shift, accumulate=True)
     single_gain = moves[index, a1 * gpus + gb1] + moves[index, b1 * gpus + ga1]
-    single_gain = _verified(enc, single_gain + after.amax(-1) - busiest, after, cap)
+    rise = enc.load_weight * (after.amax(-1) - busiest)
+    single_gain = _verified(enc, single_gain + rise, after, cap)
     del exact
 
     # GPU-disjoint swaps: the best per GPU pair, then rounds of mutual best pairs
@@ -183,7 +186,8 @@ def improve_layers(
     pair_comm = moves.gather(1, a * gpus + other) + moves.gather(1, b * gpus + g.expand_as(b))
     moved = torch.where(lead, q.gather(1, b) - q.gather(1, a), 0.0)
     after = (load + moved).scatter_add(1, other, -moved)
-    multi_gain = torch.where(lead, pair_comm, 0.0).sum(-1) + after.amax(-1) - busiest
+    rise = enc.load_weight * (after.amax(-1) - busiest)
+    multi_gain = torch.where(lead, pair_comm, 0.0).sum(-1) + rise
     multi_gain = _verified(enc, multi_gain, after, cap)
 
     use_multi = multi_gain <= single_gain
