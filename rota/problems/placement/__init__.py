@@ -41,6 +41,7 @@ class PlacementProblem(Problem):
         "greedy": "rota.solvers.placement.greedy:GreedyPlacement",
         "milp": "rota.solvers.placement.milp:MILPPlacement",
         "cpsat": "rota.solvers.placement.cpsat:CPSATPlacement",
+        "ga": "rota.solvers.placement.ga:GAPlacement",
     }
     default_solver = "milp"
 
