@@ -107,6 +107,47 @@ def test_local_search_never_worsens_and_keeps_a_valid_solution(kind: str, seed: 
     assert torch.all(used <= batch.routes[0])
 
 
+def _moved_within_route(tour: list[int], i: int, j: int, swap: bool) -> list[int]:
+    out = list(tour)
+    if swap:
+        out[i], out[j] = out[j], out[i]
+    else:
+        out.insert(j, out.pop(i))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["vrptw", "acvrp"])
+@pytest.mark.parametrize("seed", range(3))
+def test_local_search_ends_where_no_move_inside_a_route_helps(kind: str, seed: int) -> None:
+    """One vehicle, so every move is inside its route: with time windows too, the search
+    must leave no relocate or swap of one client that lowers the penalised cost."""
+    n = 9
+    instance = random_instance(seed, n, kind)
+    instance = RoutingInstance(
+        distance=instance.distance, demand=instance.demand, name=instance.name,
+        vehicle_types=(VehicleType(capacity=1000, count=1),),
+        time_windows=instance.time_windows, service_time=instance.service_time,
+    )  # fmt: skip
+    batch = encode([instance], CPU, n)  # every client a neighbour: no move left out
+    gen = torch.Generator().manual_seed(seed)
+    tours = torch.stack([torch.randperm(n, generator=gen) + 1 for _ in range(4)])[None]
+    weights = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    seq = local_search(batch, split(batch, tours, weights), weights)
+    cost = penalised(batch, seq, weights)[0]
+    for p in range(seq.shape[1]):
+        tour = [c for c in seq[0, p].tolist() if c > 0]
+        assert sorted(tour) == list(range(1, n + 1))
+        neighbours = [
+            _moved_within_route(tour, i, j, swap)
+            for swap in (False, True)
+            for i in range(n)
+            for j in range(n)
+            if i != j
+        ]
+        flats = torch.tensor([[0, *t, *[0] * (seq.shape[2] - n - 1)] for t in neighbours])
+        assert penalised(batch, flats[None], weights).min() >= cost[p] - 1e-9, (kind, p)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     n=st.integers(1, 30),

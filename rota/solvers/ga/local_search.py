@@ -14,9 +14,13 @@ penalised cost falls by their sum. Rounds repeat until nothing improves.
 
 Gains are penalised costs: distance, plus weights on load over capacity and
 on time warp (HGS-CVRP's time-window segments, concatenated in O(1) from
-each position's forward and backward segments). Moves inside one route of
-an instance with time windows would need the segments of inner subsequences
-and are skipped there.
+each position's forward and backward segments). A relocate or swap inside
+one route of an instance with time windows also needs the segment of the
+clients between the two positions: a table holds the segment of every run
+of up to :data:`MAX_INTRA_SPAN` consecutive positions, built in as many
+steps, and moves whose clients lie further apart in their route are not
+evaluated. 2-opt reverses a segment, which time windows (and asymmetric
+matrices) do not survive in O(1), so it stays off there.
 
 Applying moves needs no loop over them: each move renumbers one or two
 ranges of positions (a moved client, a tail, a reversed segment) with sort
@@ -34,6 +38,12 @@ EPSILON = 1e-12
 
 #: Rounds per call at most; a local optimum is usually reached far sooner.
 MAX_ROUNDS = 1000
+
+#: Most clients between the two ends of a relocate or swap inside one route that
+#: time windows let the search evaluate: the table of inner segments costs one
+#: segment merge over the whole population per client of span. Granular
+#: neighbours are close in space, so in a route they are rarely further apart.
+MAX_INTRA_SPAN = 16
 
 
 class Routes:
@@ -91,6 +101,17 @@ class Routes:
             joined = merge(batch, visits, after)
             backward = list(joined.where(left == step, Segment(*backward)).fields())
         self.forward, self.backward = forward, backward
+        self.span = min(MAX_INTRA_SPAN, int(into.max()))
+        inner, runs = visits, [list(visits.fields())]
+        for length in range(1, self.span):
+            shifted = Segment(
+                *(torch.cat([f[:, :, length:], f[:, :, -1:].expand(-1, -1, length)], dim=2)
+                  for f in visits.fields())
+            )  # fmt: skip
+            inner = merge(batch, inner, shifted)
+            runs.append(list(inner.fields()))
+        # (B, P, span * M) per field: the run of ``d + 1`` positions from ``p`` at d * M + p
+        self.runs = [torch.cat([run[k] for run in runs], dim=2) for k in range(6)]
         last = (self.end - 1).clamp(max=M - 1)
         depot_visit = visit(batch, torch.zeros_like(seq))
         closed = merge(batch, self.fwd(last), depot_visit)
@@ -105,6 +126,18 @@ class Routes:
         """The route from ``position`` to its closing depot."""
         position = self.clamp(position)
         return Segment(*(take(f, position) for f in self.backward))
+
+    def between(self, lo: torch.Tensor, hi: torch.Tensor) -> tuple[Segment, torch.Tensor]:
+        """The segment of positions ``lo`` to ``hi`` of one route, and where the table has it.
+
+        Only runs of at most ``span`` positions are in the table; elsewhere (and
+        where ``hi < lo``) the segment returned is meaningless and the mask false.
+        """
+        M = self.seq.shape[2]
+        length = hi - lo
+        held = (length >= 0) & (length < self.span)
+        index = length.clamp(0, max(self.span - 1, 0)) * M + self.clamp(lo)
+        return Segment(*(take(f, index) for f in self.runs)), held
 
     def clamp(self, position: torch.Tensor) -> torch.Tensor:
         # moves that would reach past the sequence are masked; their lookups must not fail
@@ -151,7 +184,8 @@ class _Moves:
         self.u = torch.arange(1, N + 1, device=seq.device).view(1, 1, N, 1).expand(B, P, N, 1)
         self.pu = take(routes.pos, self.u)
         self.valid_u = self.u <= batch.n.view(B, 1, 1, 1)
-        self.intra_ok = ~batch.windowed.view(B, 1, 1, 1)
+        # reversing a segment breaks its time-window segment: 2-opt only without windows
+        self.reversible = ~batch.windowed.view(B, 1, 1, 1)
 
     def seq_at(self, position: torch.Tensor) -> torch.Tensor:
         return take(self.r.seq, position.clamp(0, self.r.seq.shape[2] - 1))
@@ -179,17 +213,28 @@ class _Moves:
         same = ra == ru
         moved = r.at(r.prefix, last_pos) - r.at(r.prefix, pu - 1)
         warp_u = warp_a = None
+        within = 0.0  # penalty change of a move inside one route: none without time windows
         if r.timed:
-            piece = visit(r.batch, u)
+            b = r.batch
+            piece = visit(b, u)
             for step in range(1, length):
-                piece = merge(r.batch, piece, visit(r.batch, self.seq_at(pu + step)))
-            warp_u = merge(r.batch, r.fwd(pu - 1), r.bwd(last_pos + 1)).warp
-            into = merge(r.batch, merge(r.batch, r.fwd(anchor), piece), r.bwd(anchor + 1))
+                piece = merge(b, piece, visit(b, self.seq_at(pu + step)))
+            warp_u = merge(b, r.fwd(pu - 1), r.bwd(last_pos + 1)).warp
+            into = merge(b, merge(b, r.fwd(anchor), piece), r.bwd(anchor + 1))
             warp_a = into.warp
+            # inside one route, the clients between the anchor and the piece shift over
+            back, back_held = r.between(anchor + 1, pu - 1)
+            ahead, ahead_held = r.between(last_pos + 1, anchor)
+            earlier = merge(b, merge(b, merge(b, r.fwd(anchor), piece), back), r.bwd(last_pos + 1))
+            later = merge(b, merge(b, merge(b, r.fwd(pu - 1), ahead), piece), r.bwd(anchor + 1))
+            forward = anchor < pu
+            warp_same = torch.where(forward, earlier.warp, later.warp)
+            within = r.change(ru, take(r.load, ru), warp_same)
+            held = torch.where(forward, back_held, ahead_held)
+            ok = ok & (~same | held | self.reversible)  # without windows any span is exact
         penalty = r.change(ru, take(r.load, ru) - moved, warp_u)
         penalty = penalty + r.change(ra, take(r.load, ra) + moved, warp_a)
-        delta = delta + torch.where(same, 0.0, penalty)
-        ok = ok & (~same | self.intra_ok)
+        delta = delta + torch.where(same, within, penalty)
         ranges = {"r1": ru, "r2": ra, "lo1": pu, "hi1": last_pos, "base1": anchor * self.S + 1,
                   "step1": torch.ones_like(pu)}  # fmt: skip
         return self._gain(delta, ok), ranges
@@ -210,14 +255,20 @@ class _Moves:
         same = ru == rv
         du, dv = node(r.batch.demand, u), node(r.batch.demand, v)
         warp_u = warp_v = None
+        within = 0.0  # penalty change of a move inside one route: none without time windows
         if r.timed:
             b = r.batch
             warp_u = merge(b, merge(b, r.fwd(pu - 1), visit(b, v)), r.bwd(pu + 1)).warp
             warp_v = merge(b, merge(b, r.fwd(pv - 1), visit(b, u)), r.bwd(pv + 1)).warp
+            first, second = torch.minimum(pu, pv), torch.maximum(pu, pv)
+            inner, held = r.between(first + 1, second - 1)
+            swapped = merge(b, r.fwd(first - 1), visit(b, self.seq_at(second)))
+            swapped = merge(b, merge(b, swapped, inner), visit(b, self.seq_at(first)))
+            within = r.change(ru, take(r.load, ru), merge(b, swapped, r.bwd(second + 1)).warp)
+            ok = ok & (~same | held | self.reversible)
         penalty = r.change(ru, take(r.load, ru) - du + dv, warp_u)
         penalty = penalty + r.change(rv, take(r.load, rv) - dv + du, warp_v)
-        delta = delta + torch.where(same, 0.0, penalty)
-        ok = ok & (~same | self.intra_ok)
+        delta = delta + torch.where(same, within, penalty)
         one = torch.zeros_like(pu)
         ranges = {"r1": ru, "r2": rv, "lo1": pu, "hi1": pu, "base1": pv * self.S, "step1": one,
                   "lo2": pv, "hi2": pv, "base2": pu * self.S, "step2": one}  # fmt: skip
@@ -256,7 +307,7 @@ class _Moves:
         xa, xb = self.seq_at(a), self.seq_at(b)
         sa, sb = self.seq_at(a + 1), self.seq_at(b + 1)
         ru = r.at(r.rid, pu)
-        ok = (ru == r.at(r.rid, pv)) & (b > a + 1) & self.intra_ok
+        ok = (ru == r.at(r.rid, pv)) & (b > a + 1) & self.reversible
         ok = ok & r.batch.symmetric.view(-1, 1, 1, 1)
         delta = self.cost(xa, xb) + self.cost(sa, sb) - self.cost(xa, sa) - self.cost(xb, sb)
         ranges = {"r1": ru, "r2": ru, "lo1": a + 1, "hi1": b, "base1": b * self.S,
