@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from rota.solvers.ga.encoding import encode  # noqa: E402
 from rota.solvers.ga.local_search import improve_round, local_search, penalised  # noqa: E402
-from rota.solvers.ga.operators import order_crossover  # noqa: E402
+from rota.solvers.ga.operators import order_crossover, route_crossover  # noqa: E402
 from rota.solvers.ga.split import split  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -164,6 +164,45 @@ def test_order_crossover_yields_a_permutation(n: int, pad: int, seed: int) -> No
     child = order_crossover(*parents, torch.tensor([n]), u)[0, 0]
     assert sorted(child[:n].tolist()) == list(range(1, n + 1))
     assert child[n:].tolist() == [0] * pad
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    sizes=st.lists(st.integers(0, 6), min_size=1, max_size=8),
+    pad=st.integers(0, 4),
+    seed=st.integers(0, 2**31),
+)
+def test_route_crossover_keeps_whole_routes_of_the_first_parent(
+    sizes: list[int], pad: int, seed: int
+) -> None:
+    n = sum(sizes)
+    if n == 0:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    clients = (torch.randperm(n, generator=gen) + 1).tolist()
+    routes, flat = [], [0]
+    for size in sizes:  # empty routes too: a flat sequence keeps their depot visits
+        routes.append(clients[:size])
+        clients = clients[size:]
+        flat += [*routes[-1], 0]
+    first_seq = torch.tensor(flat + [0] * pad).view(1, 1, -1)
+    first = torch.tensor([c for r in routes for c in r] + [0] * pad).view(1, 1, -1)
+    second = torch.cat([torch.randperm(n, generator=gen) + 1, torch.zeros(pad, dtype=torch.int64)])
+    u = torch.rand((1, 1, 2), generator=gen, dtype=torch.float64)
+    child = route_crossover(first_seq, first, second.view(1, 1, -1), torch.tensor([n]), u)
+    child = child[0, 0].tolist()
+    assert sorted(child[:n]) == list(range(1, n + 1)) and child[n:] == [0] * pad
+    kept = [r for r in routes if r]
+    giant = [c for r in kept for c in r]
+    starts = [sum(len(r) for r in kept[:k]) for k in range(len(kept))]
+
+    def inherits(k: int, count: int) -> bool:
+        """The child holds routes k .. k + count - 1 (cyclically) where the mother has them."""
+        length = sum(len(kept[(k + j) % len(kept)]) for j in range(count))
+        return all(child[(starts[k] + t) % n] == giant[(starts[k] + t) % n] for t in range(length))
+
+    counts = range(1, max(2, len(kept)))  # all routes but one, when there are two or more
+    assert any(inherits(k, c) for k in range(len(kept)) for c in counts), (routes, child)
 
 
 def test_same_seed_same_result_and_another_seed_searches_differently() -> None:

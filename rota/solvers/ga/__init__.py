@@ -33,6 +33,7 @@ from rota.solvers.stopping import Stop
 
 #: Devices the ``device`` option accepts.
 DEVICES = ("auto", "cpu", "cuda")
+CROSSOVERS = ("ox", "routes", "mixed")
 
 
 class GASolver:
@@ -45,7 +46,9 @@ class GASolver:
     population and the best feasible one is the first incumbent, so the result
     is never worse. Options: ``population`` (individuals kept per instance),
     ``offspring`` (children per generation), ``neighbours`` (granularity of
-    the local search) and ``device`` (``auto``, ``cpu`` or ``cuda``).
+    the local search), ``crossover`` (``ox``: order crossover of giant tours;
+    ``routes``: its slice made of whole routes of the first parent; ``mixed``:
+    each child either way, evenly) and ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 
     name = "ga"
@@ -62,10 +65,15 @@ class GASolver:
         multi_depot=False,
         uncapacitated=True,
     )
-    options = ("population", "offspring", "neighbours", "device")
+    options = ("population", "offspring", "neighbours", "crossover", "device")
 
     def __init__(
-        self, population: int = 25, offspring: int = 25, neighbours: int = 10, device: str = "auto"
+        self,
+        population: int = 25,
+        offspring: int = 25,
+        neighbours: int = 10,
+        crossover: str = "ox",
+        device: str = "auto",
     ) -> None:
         for name, value, low in (
             ("population", population, 2),
@@ -76,6 +84,11 @@ class GASolver:
                 raise ValueError(f"ga: {name} must be an integer >= {low}, got {value!r}")
         if device not in DEVICES:
             raise ValueError(f"ga: device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if crossover not in CROSSOVERS:
+            raise ValueError(
+                f"ga: crossover must be one of {', '.join(CROSSOVERS)}, got {crossover!r}"
+            )
+        self.crossover = crossover
         self.population, self.offspring = population, offspring
         self.neighbours, self.device = neighbours, device
 
@@ -126,7 +139,9 @@ class GASolver:
         for b, solutions in enumerate(warm_starts):
             flats = [flat_from_routes(batch, b, s) for s in solutions]
             starts.append([f for f in flats if f is not None])
-        settings = Settings(population=self.population, offspring=self.offspring)
+        settings = Settings(
+            population=self.population, offspring=self.offspring, crossover=self.crossover
+        )
         outcome = run(batch, stop, seed, starts, settings)
         stats = {
             "generations": outcome.generations,
@@ -134,6 +149,7 @@ class GASolver:
             "batch_size": len(instances),
             "population": self.population,
             "offspring": self.offspring,
+            "crossover": self.crossover,
         }
         results = []
         for b, instance in enumerate(instances):

@@ -13,10 +13,58 @@ def order_crossover(
     ``u`` (B, C, 2) are uniform numbers choosing the slice's start and length
     (1 to ``n - 1`` clients, so both parents contribute when ``n > 1``).
     """
-    B, C, N = first.shape
+    B = first.shape[0]
     n = n.view(B, 1, 1)
     begin = (u[:, :, :1] * n).long().clamp(max=n - 1)
     length = 1 + (u[:, :, 1:] * (n - 1)).long().clamp(max=(n - 2).clamp(min=0))
+    return _slice_crossover(first, second, n, begin, length)
+
+
+def route_crossover(
+    first_seq: torch.Tensor,
+    first: torch.Tensor,
+    second: torch.Tensor,
+    n: torch.Tensor,
+    u: torch.Tensor,
+) -> torch.Tensor:
+    """OX whose slice is whole routes: consecutive routes of the first parent kept intact.
+
+    ``first_seq`` (B, C, M) are the first parents' flat sequences, ``first``
+    and ``second`` (B, C, N) the two parents' giant tours; ``u`` (B, C, 2) choose the first
+    route and how many follow it (1 to all but one, cyclically, so both parents
+    contribute when the first has two routes or more). A selective route
+    exchange in giant-tour form: the child inherits routes, not only a run of
+    visits, and split may keep them.
+    """
+    B, C, M = first_seq.shape
+    n = n.view(B, 1, 1)
+    depot = first_seq == 0
+    route = (torch.cumsum(depot.long(), dim=2) - 1).clamp(min=0)
+    sizes = torch.zeros((B, C, M), dtype=torch.int64, device=first_seq.device)
+    sizes.scatter_add_(2, route, (~depot).long())
+    # non-empty routes first, in visiting order: their starts in the giant tour
+    order = (sizes == 0).to(torch.int8).argsort(dim=2, stable=True)
+    sizes = sizes.gather(2, order)
+    routes = (sizes > 0).sum(dim=2, keepdim=True)
+    starts = torch.cumsum(sizes, dim=2) - sizes
+    pick = (u[:, :, :1] * routes).long().clamp(max=(routes - 1).clamp(min=0))
+    count = 1 + (u[:, :, 1:] * (routes - 1)).long().clamp(max=(routes - 2).clamp(min=0))
+    index = torch.arange(M, device=first_seq.device).view(1, 1, M)
+    chosen = ((index - pick) % routes.clamp(min=1)) < count
+    length = torch.where(chosen & (index < routes), sizes, 0).sum(dim=2, keepdim=True)
+    begin = starts.gather(2, pick)
+    return _slice_crossover(first, second, n, begin, length)
+
+
+def _slice_crossover(
+    first: torch.Tensor,
+    second: torch.Tensor,
+    n: torch.Tensor,
+    begin: torch.Tensor,
+    length: torch.Tensor,
+) -> torch.Tensor:
+    """``first``'s cyclic slice of ``length`` from ``begin``, the rest in ``second``'s order."""
+    B, C, N = first.shape
     t = torch.arange(N, device=first.device).view(1, 1, N)
     inside = t < n
     kept = ((t - begin) % n < length) & inside
@@ -49,4 +97,4 @@ def swap_mutation(
     return out
 
 
-__all__ = ["order_crossover", "swap_mutation"]
+__all__ = ["order_crossover", "route_crossover", "swap_mutation"]

@@ -1,7 +1,8 @@
 """The genetic search: one generation steps every instance of the batch at once.
 
 A generation picks ``offspring`` pairs of parents per instance by binary
-tournament on biased fitness, crosses their giant tours (OX), mutates a few,
+tournament on biased fitness, crosses their giant tours (OX, or OX on whole
+routes of the first parent: ``Settings.crossover``), mutates a few,
 splits them at the current penalty weights, improves them by local search,
 and repairs the infeasible ones (local search at ten times the weights, as
 HGS-CVRP does). The weights then move towards a target share of feasible
@@ -18,7 +19,7 @@ import torch
 
 from rota.solvers.ga.encoding import Batch
 from rota.solvers.ga.local_search import Routes, local_search
-from rota.solvers.ga.operators import order_crossover, swap_mutation
+from rota.solvers.ga.operators import order_crossover, route_crossover, swap_mutation
 from rota.solvers.ga.population import adapt, biased_fitness, broken_pairs, survivors
 from rota.solvers.ga.rng import CounterRng
 from rota.solvers.ga.split import giant_tours, split
@@ -37,6 +38,8 @@ class Settings:
     target_feasible: float = 0.2
     mutation: float = 0.2
     repair_factor: float = 10.0
+    #: ``ox``, ``routes`` (OX on whole routes of the mother) or ``mixed`` (half each)
+    crossover: str = "ox"
 
 
 @dataclass
@@ -137,9 +140,7 @@ def run(
         tours = giant_tours(batch, population.seq)
         mothers = tours.gather(1, first.unsqueeze(2).expand(-1, -1, tours.shape[2]))
         fathers = tours.gather(1, second.unsqueeze(2).expand(-1, -1, tours.shape[2]))
-        children = order_crossover(
-            mothers, fathers, batch.n, rng.arange_uniform(C, 2).expand(B, C, 2)
-        )
+        children = _cross(batch, population.seq, first, mothers, fathers, rng, settings)
         children = swap_mutation(
             children, batch.n, rng.arange_uniform(C, 3).expand(B, C, 3), settings.mutation
         )
@@ -171,6 +172,29 @@ def run(
         if stop(total):
             break
     return Outcome(best, cost, generations, weights)
+
+
+def _cross(
+    batch: Batch,
+    seq: torch.Tensor,
+    first: torch.Tensor,
+    mothers: torch.Tensor,
+    fathers: torch.Tensor,
+    rng: CounterRng,
+    settings: Settings,
+) -> torch.Tensor:
+    """Children of the chosen crossover; under ``mixed`` even children are OX's, odd ones
+    keep whole routes (by child index, so a batch and one instance alone agree)."""
+    B, C, _ = mothers.shape
+    u = rng.arange_uniform(C, 2).expand(B, C, 2)
+    if settings.crossover == "ox":
+        return order_crossover(mothers, fathers, batch.n, u)
+    mother_seq = seq.gather(1, first.unsqueeze(2).expand(-1, -1, seq.shape[2]))
+    routes = route_crossover(mother_seq, mothers, fathers, batch.n, u)
+    if settings.crossover == "routes":
+        return routes
+    odd = (torch.arange(C, device=mothers.device) % 2 == 1).view(1, C, 1)
+    return torch.where(odd, routes, order_crossover(mothers, fathers, batch.n, u))
 
 
 def _tolerances(batch: Batch) -> torch.Tensor:
