@@ -24,8 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from rota.problems.placement import PlacementInstance, PlacementSolution, contiguous
-from rota.solvers.base import ALL_CRITERIA, Capabilities, RequiresModules, Result, Status
-from rota.solvers.base import finish, reconfigured
+from rota.solvers.base import (
+    ALL_CRITERIA,
+    Capabilities,
+    RequiresModules,
+    Result,
+    Status,
+    finish,
+    reconfigured,
+)
 from rota.solvers.stopping import Stop
 
 #: Where shipped model files live (package data).
@@ -164,7 +171,7 @@ class NeuralPlacement(RequiresModules):
             best, seconds, batch = decoded[k]
             solution, chosen = to_solution(best.placement), f"policy ({best.source})"
             baseline = contiguous(inst)
-            if objective(inst, baseline.as_array()) < best.objective:
+            if objective(inst, baseline.as_array()) <= best.objective:
                 solution, chosen = baseline, "contiguous"
             stats = {
                 "model": model.path, "decoding": self.decoding, "rollouts": best.rollouts,
@@ -173,8 +180,15 @@ class NeuralPlacement(RequiresModules):
                 "decode_seconds_per_instance": seconds,
             }  # fmt: skip
             results.append(
-                finish(inst, solution, Status.FEASIBLE, solver=self.name, seed=seed, stop=stop,
-                       stats=stats)  # fmt: skip
+                finish(
+                    inst,
+                    solution,
+                    Status.FEASIBLE,
+                    solver=self.name,
+                    seed=seed,
+                    stop=stop,
+                    stats=stats,
+                )  # fmt: skip
             )
         return results
 
