@@ -114,3 +114,9 @@ def test_a_model_of_another_problem_is_refused(tmp_path):
     write_model_file(tmp_path / "atsp.pt", "atsp", {})
     with pytest.raises(rota.FormatError, match="problem is 'atsp', expected one of placement"):
         rota.solve(instance(), solver="neural", time_limit=1, model=str(tmp_path / "atsp.pt"))
+
+
+def test_the_solver_names_the_models_decodings():
+    from rota.models import placement
+
+    assert neural.DECODINGS == placement.DECODINGS

@@ -38,6 +38,8 @@ from rota.solvers.stopping import Stop
 #: Where shipped model files live (package data).
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 DEVICES = ("auto", "cpu", "cuda")
+#: :data:`rota.models.placement.DECODINGS`, named here so that listing solvers imports no torch.
+DECODINGS = ("greedy", "sampling", "both")
 _OPTION_NAMES = ("model", "decoding", "samples", "chunk", "device")
 
 
@@ -78,8 +80,6 @@ class NeuralPlacement(RequiresModules):
         chunk: int = 8,
         device: str = "auto",
     ) -> None:
-        from rota.models.placement import DECODINGS
-
         if decoding not in DECODINGS:
             raise ValueError(
                 f"neural option decoding={decoding!r} is not one of {', '.join(DECODINGS)}"
@@ -193,4 +193,4 @@ class NeuralPlacement(RequiresModules):
         return results
 
 
-__all__ = ["CHECKPOINTS", "NeuralPlacement", "shipped_model"]
+__all__ = ["CHECKPOINTS", "DECODINGS", "NeuralPlacement", "shipped_model"]
