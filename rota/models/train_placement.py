@@ -14,6 +14,9 @@ judged. A training folder gets, beside the harness's files:
     what the model was trained on, how long, on what hardware, and its
     validation gap with each decoding.
 
+The model kept at the end of a run is the one of the run's best validation
+gap (greedy decoding, checked every epoch), not the last one.
+
 Options (``--option key=value``): the training shape ``experts``, ``layers``,
 ``gpus``, ``nodes``, ``top_k``, ``slots``; ``tokens`` per generated trace;
 ``samples``, the rollouts per instance the shared baseline averages;
@@ -141,7 +144,18 @@ def _module_class():
             if reference is not None:
                 gap = 100 * (-metric_dict["reward"] / reference - 1)
                 metric_dict = {**metric_dict, "gap_pct": gap.float()}
+                if phase == "val" and not self.trainer.sanity_checking:
+                    self._keep_if_best(float(gap.mean()))
             return super().log_metrics(metric_dict, phase, dataloader_idx)
+
+        def _keep_if_best(self, gap: float) -> None:
+            """Keep the weights of the best validation gap: REINFORCE's greedy decoding
+            drifts while the sampled rollouts it trains on still improve."""
+            if gap < getattr(self, "best_gap", float("inf")):
+                self.best_gap, self.best_step = gap, self.global_step
+                self.best_state = {
+                    k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()
+                }
 
     return PlacementREINFORCE
 
@@ -219,6 +233,9 @@ def train(run: RunSpec, options: dict[str, Any]) -> dict | None:
     if record is None:
         return None
     policy = module.policy.cpu().eval()
+    if hasattr(module, "best_state"):
+        policy.load_state_dict(module.best_state)
+        record["selected"] = {"step": module.best_step, "val_gap_pct": module.best_gap}
     trained = PlacementModel(policy, config, record, str(model_path))
     record["validation"] = evaluate_decodings(trained, validation, references)
     record["reference"] = f"ga at {settings['reference_time']:g} s per instance"
@@ -238,7 +255,9 @@ def card(config: PlacementModelConfig, record: dict) -> str:
         f"{settings['samples']} sampled rollouts, shared baseline (their mean), relative "
         "advantage",
         f"- Trained: {record['steps']} steps in {record['wall_seconds'] / 3600:.2f} h "
-        f"over {len(record['runs'])} run(s)",
+        f"over {len(record['runs'])} run(s); the weights kept are those of the best "
+        "validation gap (greedy decoding) of the last run"
+        + (f", at its step {record['selected']['step']}" if "selected" in record else ""),
         f"- Versions: {', '.join(f'{k} {v}' for k, v in record['versions'].items())}", "",
         *runs_table(record["runs"], columns=("shape",)), "",
         f"Validation ({record['reference']}, `validation.json`; `sampling` and `both` draw "

@@ -29,12 +29,14 @@ def test_options_are_parsed_and_bad_ones_named():
 
 def test_a_short_run_leaves_a_model_the_solver_loads(tmp_path):
     assert family_trainer("placement") is train
-    run = RunSpec(out=tmp_path, max_time=2.0, batch_size=2, epoch_size=4, val_size=2,
+    run = RunSpec(out=tmp_path, max_time=2.0, batch_size=2, epoch_size=2, val_size=2,
                   threads=1, export_minutes=60.0)  # fmt: skip
     options = {"experts": 4, "layers": 2, "gpus": 2, "nodes": 1, "top_k": 1, "tokens": 64,
                "samples": 2, "reference_time": 0.2, "hidden": 8, "blocks": 1}  # fmt: skip
     record = train(run, options)
     assert record["steps"] >= 1 and record["reference"] == "ga at 0.2 s per instance"
+    # one step per epoch, each followed by validation: the best one's weights are kept
+    assert 1 <= record["selected"]["step"] <= record["steps"]
     assert set(record["validation"]) == {"greedy", "sampling", "both"}
     for figures in record["validation"].values():
         assert figures["gap_pct"] > -50 and figures["seconds_per_instance"] > 0
