@@ -120,3 +120,13 @@ def test_the_solver_names_the_models_decodings():
     from rota.models import placement
 
     assert neural.DECODINGS == placement.DECODINGS
+
+
+def test_the_shipped_model_is_listed_and_used_by_default():
+    inst = instance(seed=6)
+    info = {i.name: i for i in rota.list_solvers(inst)}
+    assert info["neural"].available and info["neural"].supports
+    result = rota.solve(inst, solver="neural", time_limit=10, decoding="greedy")
+    check(inst, result)
+    assert result.stats["model"] == str(neural.shipped_model())
+    assert neural.shipped_model().name.startswith("placement-")
