@@ -112,7 +112,7 @@ def test_decodings_keep_the_best_rollout_and_are_seeded():
 
 def test_one_policy_serves_every_shape():
     policy = prior_only()
-    for shape in ((8, 4, 8, 1), (12, 2, 4, 2), (5, 3, 2, 1)):
+    for shape in ((8, 4, 8, 1), (12, 2, 4, 2), (5, 3, 2, 1), (5, 1, 2, 1)):
         inst = instances(1, *shape)[0]
         (best,) = decode(policy, [inst], "greedy")
         assert evaluate(inst, to_solution(best.placement)).feasible
