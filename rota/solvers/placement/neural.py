@@ -68,7 +68,7 @@ class NeuralPlacement(RequiresModules):
 
     name = "neural"
     problem = "placement"
-    description = "learned placer (REINFORCE, rota train): one expert at a time, batched"
+    description = "Learned placer (REINFORCE, rota train): one expert at a time, batched"
     capabilities = Capabilities(stopping=ALL_CRITERIA, batched=True, gpu=True)
     requires = ("torch", "rl4co", "tensordict")
 
