@@ -130,3 +130,15 @@ def test_the_shipped_model_is_listed_and_used_by_default():
     check(inst, result)
     assert result.stats["model"] == str(neural.shipped_model())
     assert neural.shipped_model().name.startswith("placement-")
+
+
+def test_no_sampling_chunk_starts_that_the_last_says_would_end_past_the_limit():
+    from rota.solvers.stopping import MaxRuntime, Stop
+
+    budget = neural._Budget(Stop([MaxRuntime(100.0)]), greedy_first=True)
+    budget.last -= 500.0  # the greedy rollout took 500 s: no estimate for a chunk, go on
+    assert budget([1.0])
+    budget.last -= 1.0  # a chunk that took 1 s fits
+    assert budget([1.0])
+    budget.last -= 150.0  # a chunk that took 150 s does not fit in the 100 s left
+    assert not budget([1.0])

@@ -9,8 +9,10 @@ instance is kept. Instances of one shape decode as one batch (``rota solve
 many.jsonl --solver neural``), on a GPU when one is present (``device``).
 
 Each batch of rollouts is one iteration of the stop: the greedy one runs to
-its end whatever the stop says, sampling stops at the first chunk of
-``chunk`` rollouts that ends past the time limit. The result is never worse
+its end whatever the stop says; sampling goes on in chunks of ``chunk``
+rollouts per instance while the stop allows and the last chunk's time still
+fits before the time limit (the first chunk, which has no such estimate,
+always runs). The result is never worse
 than contiguous placement: when no rollout beats it (an untrained or
 ill-suited model), contiguous placement is returned and ``stats["chosen"]``
 says so. No replicas: spare slots stay empty.
@@ -161,7 +163,7 @@ class NeuralPlacement(RequiresModules):
             found = decode(
                 model.policy, [instances[k] for k in members], self.decoding, self.samples,
                 seed % 2**63, self._torch_device(), self.chunk,
-                keep_going=lambda best: not stop(min(best)),
+                keep_going=_Budget(stop, greedy_first=self.decoding == "both"),
             )  # fmt: skip
             seconds = (time.perf_counter() - started) / len(members)
             for k, best in zip(members, found, strict=True):
@@ -191,6 +193,27 @@ class NeuralPlacement(RequiresModules):
                 )  # fmt: skip
             )
         return results
+
+
+class _Budget:
+    """``keep_going`` for :func:`rota.models.placement.decode`: one iteration of the stop per
+    batch of rollouts, and no sampling chunk that the last one's time says would end past
+    the time limit."""
+
+    def __init__(self, stop: Stop, greedy_first: bool) -> None:
+        self.stop = stop
+        self.batches = 0
+        self.greedy_first = greedy_first
+        self.last = time.perf_counter()
+
+    def __call__(self, best: list[float]) -> bool:
+        now = time.perf_counter()
+        took, self.last = now - self.last, now
+        self.batches += 1
+        if self.stop(min(best)):
+            return False
+        timed_chunk = self.batches > (1 if self.greedy_first else 0)
+        return not (timed_chunk and took > self.stop.remaining)
 
 
 __all__ = ["CHECKPOINTS", "DECODINGS", "NeuralPlacement", "shipped_model"]
