@@ -330,7 +330,9 @@ def neural_glance(rows: list[dict[str, str]]) -> list[str]:
         "imported beforehand (a server keeps them loaded). Differences are to the lowest "
         "objective of any run on the case (negative: lower). On the `-shift` cases (the same "
         "model's next batch of tokens) `stale-ga-5s` is the placement `ga` computed in 5 s for "
-        "batch 0, kept after the shift; the other rows recompute it for the new batch.",
+        "batch 0, kept after the shift; the other rows recompute it for the new batch. "
+        "`!`: the run went past its time limit (`neural` checks it between chunks of sampled "
+        "rollouts).",
         "",
         "| case | neural (s) | neural-greedy (s) | eplb | ga-5s | stale-ga-5s | best (solver) "
         "| neural vs best % | greedy vs best % | eplb vs best % | ga-5s vs best % "
@@ -350,8 +352,12 @@ def neural_glance(rows: list[dict[str, str]]) -> list[str]:
         def cell(name: str, timed: bool = False, here: dict = here) -> str:
             if name not in here:
                 return "-"
-            text = f"{float(here[name]['objective']):,.0f}"
-            return f"{text} ({float(here[name]['runtime']):.1f})" if timed else text
+            row = here[name]
+            text = f"{float(row['objective']):,.0f}"
+            if not timed:
+                return text
+            over = "!" if float(row["runtime"]) > 1.01 * float(row["time_limit"]) else ""
+            return f"{text} ({float(row['runtime']):.1f}{over})"
 
         def diff(name: str, values: dict = values, best: float = best) -> str:
             return f"{100 * (values[name] - best) / best:+.2f}" if name in values else "-"
