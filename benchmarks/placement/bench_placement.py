@@ -7,6 +7,12 @@ time. Results are appended to ``runs.csv`` (resumable: a run already there is
 skipped) and summarised in ``summary.md``, traffic and imbalance relative to
 contiguous placement (Megatron-LM's default).
 
+The learned placer (``neural``, the shipped model) runs on every case, and
+on a traffic-shift scenario: the same models' next batch of tokens
+(``--batch 1``: another topic mixture, the generator's domain shift), where
+the placement computed for batch 0 is stale and is recomputed by each solver;
+``stale-ga-5s`` is ``ga``'s 5 s placement of batch 0 kept on batch 1.
+
 Usage::
 
     python benchmarks/placement/bench_placement.py run [--case NAME ...]
@@ -48,6 +54,11 @@ CASES: dict[str, tuple[dict[str, Any], float]] = {
     ),
 }
 
+#: the same models' next batch of tokens: traffic has shifted since the placement was made
+SHIFTED = {"moe-64x27-g8": "moe-64x27-g8-shift", "moe-128x24-g16-n2": "moe-128x24-g16-n2-shift"}
+for _base, _shifted in SHIFTED.items():
+    CASES[_shifted] = ({**CASES[_base][0], "batch": 1}, CASES[_base][1])
+
 #: the cases the issue's targets are about
 LARGE = ("moe-64x27-g8", "moe-128x24-g16-n2", "moe-256x60-g64-n8", "moe-256x60-g64-n8-s5")
 
@@ -65,10 +76,17 @@ SOLVERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ga-hops-1.1": ("ga", {"formulation": "hops", "max_imbalance": 1.1}),
     "ga-hops-eq": ("ga", {"formulation": "hops", "max_imbalance": 1.0}),
     "ga-5s": ("ga", {}),
+    "neural": ("neural", {}),
+    "neural-greedy": ("neural", {"decoding": "greedy"}),
+    "stale-ga-5s": ("ga", {}),
 }
 
+#: labels run on the shift cases (the other cases run every label but stale-ga-5s)
+SHIFT_SOLVERS = ("contiguous", "eplb", "milp-highs", "ga", "ga-5s", "neural", "neural-greedy",
+                 "stale-ga-5s")  # fmt: skip
+
 #: labels that run on their own time limit instead of their case's
-LIMITS: dict[str, float] = {"ga-5s": 5}
+LIMITS: dict[str, float] = {"ga-5s": 5, "stale-ga-5s": 5}
 
 FIELDS = [
     "case", "solver", "time_limit", "status", "objective", "bound", "runtime", "load_term",
@@ -104,16 +122,36 @@ def command(case: str) -> str:
     return f"rota data placement {' '.join(parts)} --seed 1 --out {case}.json"
 
 
+def labels(case: str) -> tuple[str, ...]:
+    if case in SHIFTED.values():
+        return SHIFT_SOLVERS
+    return tuple(label for label in SOLVERS if label != "stale-ga-5s")
+
+
 def solve_one(case: str, label: str, time_limit: float) -> dict[str, Any]:
-    """One solve, in a fresh interpreter; returns a row of ``runs.csv``."""
+    """One solve, in a fresh interpreter; returns a row of ``runs.csv``.
+
+    ``neural`` imports its libraries before the clock starts (a server keeps them
+    loaded); loading the model file is timed. ``stale-ga-5s`` solves the case's
+    batch 0 and is scored on the case: its time is that of the old solve.
+    """
     import rota
 
     instance = rota.read(instance_path(case))
     solver, options = SOLVERS[label]
+    if solver == "neural":
+        import rota.models.placement  # noqa: F401
+    source = instance
+    if label.startswith("stale-"):
+        base = next(b for b, shifted in SHIFTED.items() if shifted == case)
+        source = rota.read(instance_path(base))
     began = time.perf_counter()
-    result = rota.solve(instance, solver=solver, time_limit=time_limit, seed=0, **options)
+    result = rota.solve(source, solver=solver, time_limit=time_limit, seed=0, **options)
     wall = time.perf_counter() - began
     report = result.evaluation
+    if source is not instance:
+        report = rota.evaluate(instance, result.solution)
+        result = replace(result, objective=report.objective)
     row = {
         "case": case, "solver": label, "time_limit": time_limit, "status": result.status.value,
         "objective": result.objective, "bound": result.bound, "runtime": round(wall, 2),
@@ -153,7 +191,10 @@ def run(cases: list[str]) -> None:
     context = multiprocessing.get_context("spawn")
     for case in cases:
         build(case)
-        for label in SOLVERS:
+        for base, shifted in SHIFTED.items():
+            if case == shifted:
+                build(base)
+        for label in labels(case):
             limit = LIMITS.get(label, CASES[case][1])
             if (case, label, float(limit)) in done:
                 continue
@@ -236,7 +277,7 @@ def report() -> None:
                 f"{r['replicas']} | {r['decomposition'] or '-'} |"
             )
         lines.append("")
-    lines += ga_glance(rows) + targets(rows)
+    lines += ga_glance(rows) + neural_glance(rows) + targets(rows)
     SUMMARY.write_text("\n".join(lines))
     print(f"wrote {SUMMARY}")
 
@@ -272,6 +313,60 @@ def ga_glance(rows: list[dict[str, str]]) -> list[str]:
         lines.append(
             f"| {case} | {here['ga']:,.1f} | {here['ga-5s']:,.1f} | {best:,.1f} ({label}) | "
             f"{diff(here['ga'])} | {diff(here['ga-5s'])} |"
+        )
+    lines.append("")
+    return lines
+
+
+def neural_glance(rows: list[dict[str, str]]) -> list[str]:
+    """``neural`` (the shipped model) against EPLB, ``ga`` at 5 s and the best of every run."""
+    lines = [
+        "## neural (the learned placer) against the others",
+        "",
+        "The shipped model (`rota/models/checkpoints/placement-*.pt`, its card beside it) was "
+        "trained on one small shape and serves every case here unchanged; `neural` keeps the "
+        "best of a greedy and 16 sampled rollouts, `neural-greedy` decodes once. Times are the "
+        "wall time of `rota.solve` on this CPU, model loading included, torch and rl4co "
+        "imported beforehand (a server keeps them loaded). Differences are to the lowest "
+        "objective of any run on the case (negative: lower). On the `-shift` cases (the same "
+        "model's next batch of tokens) `stale-ga-5s` is the placement `ga` computed in 5 s for "
+        "batch 0, kept after the shift; the other rows recompute it for the new batch. "
+        "`!`: the run went past its time limit (`neural` checks it between chunks of sampled "
+        "rollouts).",
+        "",
+        "| case | neural (s) | neural-greedy (s) | eplb | ga-5s | stale-ga-5s | best (solver) "
+        "| neural vs best % | greedy vs best % | eplb vs best % | ga-5s vs best % "
+        "| stale vs best % |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for case in CASES:
+        here = {
+            r["solver"]: r for r in rows if r["case"] == case and r["objective"] not in ("", None)
+        }
+        if "neural" not in here:
+            continue
+        values = {label: float(r["objective"]) for label, r in here.items()}
+        label = min(values, key=values.__getitem__)
+        best = values[label]
+
+        def cell(name: str, timed: bool = False, here: dict = here) -> str:
+            if name not in here:
+                return "-"
+            row = here[name]
+            text = f"{float(row['objective']):,.0f}"
+            if not timed:
+                return text
+            over = "!" if float(row["runtime"]) > 1.01 * float(row["time_limit"]) else ""
+            return f"{text} ({float(row['runtime']):.1f}{over})"
+
+        def diff(name: str, values: dict = values, best: float = best) -> str:
+            return f"{100 * (values[name] - best) / best:+.2f}" if name in values else "-"
+
+        lines.append(
+            f"| {case} | {cell('neural', True)} | {cell('neural-greedy', True)} | "
+            f"{cell('eplb')} | {cell('ga-5s')} | {cell('stale-ga-5s')} | {best:,.0f} ({label}) | "
+            f"{diff('neural')} | {diff('neural-greedy')} | {diff('eplb')} | {diff('ga-5s')} | "
+            f"{diff('stale-ga-5s')} |"
         )
     lines.append("")
     return lines

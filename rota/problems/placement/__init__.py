@@ -42,6 +42,7 @@ class PlacementProblem(Problem):
         "milp": "rota.solvers.placement.milp:MILPPlacement",
         "cpsat": "rota.solvers.placement.cpsat:CPSATPlacement",
         "ga": "rota.solvers.placement.ga:GAPlacement",
+        "neural": "rota.solvers.placement.neural:NeuralPlacement",
     }
     default_solver = "milp"
 

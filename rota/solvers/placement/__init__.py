@@ -1,4 +1,4 @@
-"""Solvers of the placement family: ``greedy``, ``milp``, ``cpsat`` and ``ga``.
+"""Solvers of the placement family: ``greedy``, ``milp``, ``cpsat``, ``ga`` and ``neural``.
 
 They are declared in :attr:`rota.problems.placement.PlacementProblem.solvers`
 and imported only when used; the shared pieces (constructions, models, the

@@ -203,16 +203,56 @@ def _objective(
     if layers == 1:
         comm = torch.zeros(batch, dtype=torch.float64, device=enc.device)
         return load_term, load_term.clone(), comm
-    share = expert_shares(enc, population)  # (B, L, E, G)
-    # F_l S_{l+1} for every individual in one product per layer: (L-1, E, B * G)
-    following = share[:, 1:].permute(1, 2, 0, 3).reshape(layers - 1, enc.experts, -1)
-    onward = torch.bmm(enc.flows, following).view(layers - 1, enc.experts, batch, enc.gpus)
-    traffic = share[:, :-1].transpose(-1, -2) @ onward.permute(2, 0, 1, 3)  # (B, L-1, G, G)
-    comm = (traffic.sum(1) * enc.hop).sum((-1, -2))
+    comm = weighted_traffic(enc.flows, enc.hop, expert_shares(enc, population))
     return load_term + enc.instance.comm_weight * comm, load_term, comm
 
 
+def weighted_traffic(flows: torch.Tensor, hop: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` hop-weighted traffic ``sum_l sum(S_l^T F_l S_{l+1} * hop)`` of ``B`` placements.
+
+    ``share`` is ``(B, L, E, G)``. ``flows`` is ``(L - 1, E, E)`` when all placements
+    are of one instance (the population of ``ga``) or ``(B, L - 1, E, E)``, one
+    instance each (a batch of the placement environment); ``hop`` is ``(G, G)``
+    or ``(B, G, G)`` likewise.
+    """
+    batch, layers, experts, gpus = share.shape
+    if layers == 1:
+        return torch.zeros(batch, dtype=share.dtype, device=share.device)
+    if flows.dim() == 3:
+        # F_l S_{l+1} for every placement in one product per layer: (L-1, E, B * G)
+        following = share[:, 1:].permute(1, 2, 0, 3).reshape(layers - 1, experts, -1)
+        onward = torch.bmm(flows, following).view(layers - 1, experts, batch, gpus)
+        onward = onward.permute(2, 0, 1, 3)
+    else:
+        onward = flows @ share[:, 1:]
+    traffic = share[:, :-1].transpose(-1, -2) @ onward  # (B, L-1, G, G)
+    return (traffic.sum(1) * hop).sum((-1, -2))
+
+
+def one_hot_shares(gpu: torch.Tensor, gpus: int) -> torch.Tensor:
+    """``(..., L, E, G)`` shares of placements without replicas, from ``(..., L, E)`` GPU ids."""
+    return torch.nn.functional.one_hot(gpu, gpus).to(torch.float64)
+
+
+def batch_objective(
+    loads: torch.Tensor,
+    flows: torch.Tensor,
+    hop: torch.Tensor,
+    comm_weight: torch.Tensor,
+    gpu: torch.Tensor,
+) -> torch.Tensor:
+    """``(B,)`` evaluator objectives of ``B`` placements without replicas, one instance each.
+
+    ``loads`` ``(B, L, E)``, ``flows`` ``(B, L - 1, E, E)``, ``hop`` ``(B, G, G)``,
+    ``comm_weight`` ``(B,)`` and ``gpu`` ``(B, L, E)`` GPU ids, all float64 but ``gpu``.
+    """
+    share = one_hot_shares(gpu, hop.shape[-1])
+    load = (loads.unsqueeze(-2) @ share).squeeze(-2)  # (B, L, G)
+    return load.amax(-1).sum(-1) + comm_weight * weighted_traffic(flows, hop, share)
+
+
 __all__ = [
-    "CHUNK_ELEMENTS", "Encoded", "Scores", "decode", "encode", "encode_solution",
-    "expert_shares", "gpu_loads", "objective", "per_chunk", "slot_loads", "slot_shares",
+    "CHUNK_ELEMENTS", "Encoded", "Scores", "batch_objective", "decode", "encode",
+    "encode_solution", "expert_shares", "gpu_loads", "objective", "one_hot_shares", "per_chunk",
+    "slot_loads", "slot_shares", "weighted_traffic",
 ]  # fmt: skip
