@@ -859,7 +859,13 @@ class _progress:
 @app.command()
 @handles_errors
 def train(
-    problem: Annotated[str, typer.Option(help="atsp, acvrp, acvrptw (with --city) or cvrp.")],
+    problem: Annotated[
+        str,
+        typer.Option(
+            help="Routing: atsp, acvrp, acvrptw (with --city) or cvrp; or a family with a "
+            "trainer of its own (its settings as --option KEY=VALUE)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option(help="Training folder: checkpoints, model.pt, metrics, card.")
     ],
@@ -895,10 +901,32 @@ def train(
     strategy: Annotated[
         str, typer.Option(help="auto (one process) or ddp (distributed data parallel).")
     ] = "auto",
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="A family trainer's setting KEY=VALUE (repeatable)."),
+    ] = None,
 ) -> None:
-    """Train the neural routing policy (POMO on an RRNCO-style model); resumable."""
+    """Train a neural policy (routing: POMO on an RRNCO-style model); resumable."""
+    from rota.models.training import FAMILY_TRAINERS, RunSpec, command_line, parse_duration
+
+    if problem in FAMILY_TRAINERS:
+        from rota.models.training import family_trainer
+
+        run = RunSpec(
+            out=out, max_time=parse_duration(max_time), device=device, resume=resume,
+            init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr,
+            val_size=val_size, seed=seed, threads=threads, devices=devices,
+            strategy=strategy, command=command_line(),
+        )  # fmt: skip
+        _report_training(out, family_trainer(problem)(run, parse_options(option)))
+        return
+    if option:
+        raise ValueError(
+            f"--option is for the trainers of {', '.join(FAMILY_TRAINERS) or 'other families'}; "
+            f"{problem} takes the routing flags"
+        )
     from rota.models.rrnco import ModelConfig
-    from rota.models.train import TrainSpec, command_line, parse_duration
+    from rota.models.train import TrainSpec
     from rota.models.train import train as run_training
 
     problem_timed = problem == "acvrptw"
@@ -912,12 +940,17 @@ def train(
                            timed=problem_timed),
         command=command_line(),
     )  # fmt: skip
-    record = run_training(spec)
+    _report_training(out, run_training(spec))
+
+
+def _report_training(out: Path, record: dict | None) -> None:
     if record is None:  # another process of a distributed run: the first one reports
         return
     console.print(f"wrote {out / 'model.pt'} and {out / 'card.md'} ({record['steps']} steps)")
     for name, figures in record["validation"].items():
-        console.print(f"validation gap to pyvrp, {name}: {figures['gap_pct']:.2f} %")
+        console.print(
+            f"validation gap to {record['reference']}, {name}: {figures['gap_pct']:.2f} %"
+        )
 
 
 def main() -> None:

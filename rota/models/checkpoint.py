@@ -5,6 +5,9 @@ A model file is a ``torch.save`` of a plain dictionary: ``format``,
 policy's ``state_dict`` and ``training`` (what the card reports). It loads on
 a CPU whatever it was trained on. Lightning's checkpoints (optimiser state
 included) stay in the training folder for resuming; only model files ship.
+The other families' models use the same format tag and ``problem`` field
+(:func:`write_model_file`, :func:`read_model_file`) with payloads of their own,
+so a model of one problem is refused by name where another's is expected.
 """
 
 from __future__ import annotations
@@ -51,21 +54,17 @@ class NeuralModel:
         return None
 
 
-def save_model(
-    path: str | Path, policy, problem: str, nodes: int, config: ModelConfig, training: dict
-) -> None:
-    """Write a model file atomically (see the module docstring)."""
-    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-    payload = {
-        "format": MODEL_FORMAT, "problem": problem, "nodes": int(nodes),
-        "config": config.as_dict(), "state_dict": state, "training": training,
-    }  # fmt: skip
+def write_model_file(path: str | Path, problem: str, payload: dict) -> None:
+    """Write a model file of ``problem`` atomically; ``payload`` holds tensors and plain data."""
     with atomic_open(Path(path), "wb") as handle:
-        torch.save(payload, handle)
+        torch.save({"format": MODEL_FORMAT, "problem": problem, **payload}, handle)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralModel:
-    """Read a model file; anything else is a one-line :class:`FormatError`."""
+def read_model_file(
+    path: str | Path, problems: Sequence[str], device: str | torch.device = "cpu"
+) -> dict:
+    """The payload of a model file for one of ``problems``; a one-line :class:`FormatError`
+    for anything else (no file, not torch's, not a rota model, a model of another problem)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such model file")
@@ -76,8 +75,27 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralMo
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise FormatError(f"{path}: not a {MODEL_FORMAT} model file")
     problem = payload.get("problem")
-    if problem not in PROBLEMS:
-        raise FormatError(f"{path}: problem is {problem!r}, expected one of {', '.join(PROBLEMS)}")
+    if problem not in problems:
+        raise FormatError(f"{path}: problem is {problem!r}, expected one of {', '.join(problems)}")
+    return payload
+
+
+def save_model(
+    path: str | Path, policy, problem: str, nodes: int, config: ModelConfig, training: dict
+) -> None:
+    """Write a routing model file (see the module docstring)."""
+    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
+    payload = {
+        "nodes": int(nodes), "config": config.as_dict(), "state_dict": state,
+        "training": training,
+    }  # fmt: skip
+    write_model_file(path, problem, payload)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralModel:
+    """Read a routing model file; anything else is a one-line :class:`FormatError`."""
+    payload = read_model_file(path, PROBLEMS, device)
+    problem = payload["problem"]
     try:
         config = ModelConfig(**payload["config"])
         policy = build_policy(config, make_env(problem).name)
