@@ -524,9 +524,12 @@ class ContactsEnv(RL4COEnvBase):
 
 def replay(instance: ContactInstance | Prepared, actions: Sequence[int]) -> Rollout:
     """The rollout of ``actions`` (request indices); a request that fits nowhere any more
-    is passed over, as greedy passes it over, so any order of requests replays."""
+    is passed over, as greedy passes it over, so any order of requests replays, and what
+    follows the end (a padded batch's done rows keep acting) is ignored."""
     rollout = Rollout(instance if isinstance(instance, Prepared) else prepare(instance))
     for r in actions:
+        if not rollout.fit.any():
+            break
         if rollout.fits[int(r)] is not None:
             rollout.take(int(r))
     return rollout

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 #: Trainers of the families other than routing, ``"module:function"``, imported when used.
-FAMILY_TRAINERS: dict[str, str] = {}
+FAMILY_TRAINERS: dict[str, str] = {"contacts": "rota.models.contacts_training:train"}
 
 #: Lightning's and rl4co's advice about their own internals, not about the user's run.
 LIBRARY_NOISE = (
