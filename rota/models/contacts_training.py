@@ -228,7 +228,8 @@ def train(run: RunSpec, options: dict[str, Any]) -> dict | None:
         module, run, export, history,
         run_fields={"requests": settings["requests"]},
         record_fields={"data": data_description(settings, run.val_size),
-                       "samples": config.train_samples},
+                       "samples": config.train_samples,
+                       "train_weeks": [w.name for w in weeks]},
     )  # fmt: skip
     record = fitted.record
     if record is None:
