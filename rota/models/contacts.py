@@ -164,18 +164,30 @@ class ContactsPolicy(nn.Module):
             h, g = layer(h, g, td["competes"], td["incidence"])
         return self.norm(h)
 
-    def logits(self, td, embeddings: torch.Tensor) -> torch.Tensor:
-        """Masked logits ``(R, N)`` of the next request of every row."""
+    def static(self, td, embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What every step of a rollout reuses: float copies of the masks and the keys'
+        share of the scoring network (it is linear in the key)."""
         incidence = td["incidence"].float()
-        antennas = incidence.sum(-1).clamp(min=1)
-        busy = torch.bmm(incidence, td["busy"][..., None]).squeeze(-1) / antennas
-        duration = td["duration"].float().clamp(min=1)
+        return {
+            "embeddings": embeddings,
+            "hidden": self.key_hidden(embeddings),
+            "incidence": incidence,
+            "antennas": incidence.sum(-1).clamp(min=1),
+            "competes": td["competes"].float(),
+            "duration": td["duration"].float().clamp(min=1),
+        }
+
+    def logits(self, td, static: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Masked logits ``(R, N)`` of the next request of every row."""
+        busy = torch.bmm(static["incidence"], td["busy"][..., None]).squeeze(-1)
+        duration = static["duration"]
         remaining = td["fit"] * duration
-        competing = torch.bmm(td["competes"].float(), remaining[..., None]).squeeze(-1) - remaining
+        competing = torch.bmm(static["competes"], remaining[..., None]).squeeze(-1) - remaining
         dynamic = torch.stack(
-            (td["fit"], td["fit_left"], busy, torch.log1p(competing / duration) / 5), dim=-1
-        )
-        keys = embeddings + self.dynamic(dynamic)
+            (td["fit"], td["fit_left"], busy / static["antennas"],
+             torch.log1p(competing / duration) / 5), dim=-1,
+        )  # fmt: skip
+        keys = static["embeddings"] + self.dynamic(dynamic)
         mask = td["action_mask"]
         open_ = mask.float()[..., None]
         mean_key = (keys * open_).sum(1) / open_.sum(1).clamp(min=1)
@@ -183,7 +195,10 @@ class ContactsPolicy(nn.Module):
         mean_busy = (td["busy"] * valid).sum(-1) / valid.sum(-1).clamp(min=1)
         decided = td["i"].float().squeeze(-1) / td["request_valid"].float().sum(-1)
         query = self.context(torch.cat((mean_key, mean_busy[:, None], decided[:, None]), -1))
-        hidden = F.relu(self.key_hidden(keys) + self.query_hidden(query)[:, None])
+        # key_hidden(keys), with the embeddings' share computed once per rollout
+        weight = self.key_hidden.weight
+        dynamic_hidden = F.linear(dynamic, weight @ self.dynamic.weight, weight @ self.dynamic.bias)
+        hidden = F.relu(static["hidden"] + dynamic_hidden + self.query_hidden(query)[:, None])
         scores = CLIP * torch.tanh(self.score(hidden).squeeze(-1))
         return scores.masked_fill(~mask, -math.inf)
 
@@ -218,10 +233,11 @@ class ContactsPolicy(nn.Module):
             td = env.reset(batchify(td, samples))
             embeddings = batchify(embeddings, samples)
         rows = td.batch_size[0]
+        static = self.static(td, embeddings)
         log_likelihood = torch.zeros(rows, device=td.device)
         actions = []
         while not td["done"].all():
-            logits = self.logits(td, embeddings)
+            logits = self.logits(td, static)
             running = ~td["done"].squeeze(-1)
             logits = torch.where(running[:, None], logits, torch.zeros_like(logits))
             log_p = F.log_softmax(logits, dim=-1)
