@@ -10,9 +10,9 @@ and on the week it never saw. Three runs per model and week, seed 0, the
 policy's own schedules (``greedy_floor=False``, so greedy never stands in
 for it): its greedy decoding (one rollout), and the best of sampling at 5 s
 and at 60 s (``samples`` high enough for the time limit to end it). The runs
-go to ``neural_runs.csv`` (rewritten); ``neural.md`` sets them beside the
-committed rows of ``runs.csv`` (greedy, ga, cpsat at 5 s and 60 s, the
-bounds), so the gap between the training week and the held-out week, the
+go to ``neural_runs.csv``, where the rows of models not measured this time
+stay; ``neural.md`` sets them beside the committed rows of ``runs.csv``
+(greedy, ga, cpsat at 5 s and 60 s, the bounds), so the gap between the training week and the held-out week, the
 overfitting SatNet found, can be read off.
 """
 
@@ -131,6 +131,13 @@ def summary(runs: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _typed(row: dict) -> dict:
+    """A row of ``neural_runs.csv`` with its numbers as numbers again."""
+    floats = ("objective", "hours_scheduled", "u_max", "u_rms", "runtime")
+    ints = ("satisfied", "fully", "partly", "rollouts")
+    return {**row, **{k: float(row[k]) for k in floats}, **{k: int(row[k]) for k in ints}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", type=Path)
@@ -152,6 +159,13 @@ def main() -> None:
                                                   samples=1_000_000)})  # fmt: skip
             print(f"{path.stem} on {week}: " + ", ".join(f"{r['objective']:.2f}"
                   for r in runs[-1 - len(budgets):]), flush=True)  # fmt: skip
+    # rows of other models stay, so that models can be measured one run at a time
+    names = {path.stem for path in args.models}
+    kept = []
+    if (HERE / "neural_runs.csv").is_file():
+        with (HERE / "neural_runs.csv").open() as handle:
+            kept = [_typed(r) for r in csv.DictReader(handle) if r["model"] not in names]
+    runs = kept + runs
     with (HERE / "neural_runs.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, FIELDS, extrasaction="ignore")
         writer.writeheader()
