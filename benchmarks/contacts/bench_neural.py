@@ -12,8 +12,9 @@ for it): its greedy decoding (one rollout), and the best of sampling at 5 s
 and at 60 s (``samples`` high enough for the time limit to end it). The runs
 go to ``neural_runs.csv``, where the rows of models not measured this time
 stay; ``neural.md`` sets them beside the committed rows of ``runs.csv``
-(greedy, ga, cpsat at 5 s and 60 s, the bounds), so the gap between the training week and the held-out week, the
-overfitting SatNet found, can be read off.
+(greedy, ga, cpsat at 5 s and 60 s, the bounds), so the gap between the
+training week and the held-out week, the overfitting SatNet found, can be
+read off.
 """
 
 from __future__ import annotations
