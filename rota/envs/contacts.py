@@ -352,8 +352,10 @@ def _subset(instance: ContactInstance, keep: Sequence[int]) -> ContactInstance:
 
 
 class ContactsGenerator(Generator):
-    """Training instances: generated weeks (:mod:`rota.data.contacts`) and perturbed slices
-    of the training weeks (:func:`week_slice`), half and half by default.
+    """Training instances: generated ones (:mod:`rota.data.contacts`, three times the
+    requests over three days, a third of them kept at random: a week's congestion with
+    its stations) and perturbed slices of the training weeks (:func:`week_slice`), half
+    and half by default; each instance gets a fresh seed from the generator's stream.
 
     Parameters
     ----------
