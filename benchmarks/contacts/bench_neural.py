@@ -3,6 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/contacts/bench_neural.py MODEL.pt [MODEL.pt ...]
+    python benchmarks/contacts/bench_neural.py --table-only   # neural.md from the CSV
 
 Each model is run on DSN weeks 10 and 20 of 2018: on the week(s) it was
 trained on (slices of them were its training data, with generated weeks)
@@ -35,7 +36,7 @@ from bench_contacts import DSN, machine  # noqa: E402
 
 WEEKS = ("W10_2018", "W20_2018")
 FIELDS = [
-    "model", "trained_on", "instance", "role", "run", "budget", "objective",
+    "command", "model", "trained_on", "instance", "role", "run", "budget", "objective",
     "hours_scheduled", "satisfied", "fully", "partly", "u_max", "u_rms", "rollouts", "runtime",
 ]  # fmt: skip
 #: Rows of ``runs.csv`` shown beside the neural ones.
@@ -70,12 +71,13 @@ def bound(rows: dict, week: str) -> float:
     return min(float(r["bound"]) for (w, _, _), r in rows.items() if w == week and r["bound"])
 
 
-def summary(runs: list[dict], command: str) -> str:
+def summary(runs: list[dict]) -> str:
     rows = committed()
+    commands = list(dict.fromkeys(r["command"] for r in runs))
     lines = [
         "# Contact scheduling: the learned scheduler on a week it trained on and a week it did not",
         "",
-        f"Command: `{command}`  ",
+        *(f"Command: `{c}`  " for c in commands),
         f"Date: {dt.date.today()}; machine: {machine()}, shared with other work.",
         "",
         "`neural greedy` is the policy's greedy decoding (one rollout); `neural` the best of "
@@ -105,7 +107,7 @@ def summary(runs: list[dict], command: str) -> str:
             )
         for r in (r for r in runs if r["instance"] == week):
             lines.append(
-                f"| {r['run']} | {r['trained_on']} | {r['role']} | {r['budget']} "
+                f"| {r['run']} ({r['model']}) | {r['trained_on']} | {r['role']} | {r['budget']} "
                 f"| {r['objective']:,.2f} | {r['satisfied']} ({r['fully']} + {r['partly']}) "
                 f"| {r['u_max']:.3f} | {r['u_rms']:.3f} "
                 f"| {100 * (best - r['objective']) / best:.2f} | {r['rollouts']} "
@@ -141,18 +143,23 @@ def _typed(row: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+", type=Path)
+    parser.add_argument("models", nargs="*", type=Path)
     parser.add_argument("--budgets", default="5,60")
+    parser.add_argument(
+        "--table-only", action="store_true", help="rewrite neural.md from neural_runs.csv"
+    )
     args = parser.parse_args()
     budgets = [float(b) for b in args.budgets.split(",")]
-    weeks = {w: rota.read(DSN / f"{w}.json") for w in WEEKS}
+    command = "python benchmarks/contacts/bench_neural.py " + " ".join(sys.argv[1:])
+    weeks = {} if args.table_only else {w: rota.read(DSN / f"{w}.json") for w in WEEKS}
     runs = []
-    for path in args.models:
+    for path in [] if args.table_only else args.models:
         trained_on = load_model(path).training.get("train_weeks", [])
         for week, inst in weeks.items():
             role = "trained on" if week in trained_on else "held out"
-            head = {"model": path.stem, "trained_on": "+".join(trained_on) or "generated",
-                    "instance": week, "role": role}  # fmt: skip
+            head = {"command": command, "model": path.stem,
+                    "trained_on": "+".join(trained_on) or "generated", "instance": week,
+                    "role": role}  # fmt: skip
             runs.append({**head, **neural_run(path, inst, "neural greedy", None,
                                               decoding="greedy")})  # fmt: skip
             for budget in budgets:
@@ -171,8 +178,7 @@ def main() -> None:
         writer = csv.DictWriter(handle, FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
-    command = "python benchmarks/contacts/bench_neural.py " + " ".join(sys.argv[1:])
-    write_text(HERE / "neural.md", summary(runs, command))
+    write_text(HERE / "neural.md", summary(runs))
 
 
 if __name__ == "__main__":
