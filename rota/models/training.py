@@ -34,7 +34,10 @@ import numpy as np
 import torch
 
 #: Trainers of the families other than routing, ``"module:function"``, imported when used.
-FAMILY_TRAINERS: dict[str, str] = {"placement": "rota.models.train_placement:train"}
+FAMILY_TRAINERS: dict[str, str] = {
+    "contacts": "rota.models.train_contacts:train",
+    "placement": "rota.models.train_placement:train",
+}
 
 #: Lightning's and rl4co's advice about their own internals, not about the user's run.
 LIBRARY_NOISE = (

@@ -106,7 +106,7 @@ def test_a_routing_solver_is_not_a_contacts_solver(week: Path):
     result = runner.invoke(app, ["solve", str(week), "-s", "pyvrp"])
     assert result.exit_code == 2
     assert (
-        "unknown solver 'pyvrp' for contacts; valid solvers: greedy, cpsat, milp, ga"
+        "unknown solver 'pyvrp' for contacts; valid solvers: greedy, cpsat, milp, ga, neural"
         in result.output
     )
 

@@ -48,6 +48,7 @@ class ContactsProblem(Problem):
         "cpsat": "rota.solvers.contacts.cpsat:CPSATContacts",
         "milp": "rota.solvers.contacts.milp:MILPContacts",
         "ga": "rota.solvers.contacts.ga:GAContacts",
+        "neural": "rota.solvers.contacts.neural:NeuralContacts",
     }
     default_solver = "cpsat"
 
