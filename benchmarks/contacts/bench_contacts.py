@@ -1,5 +1,5 @@
 """Contact-scheduling benchmark: DSN weeks 10 and 20 of 2018, an orbit-derived Iridium day
-and generated weeks of 200, 1,000 and 5,000 requests; greedy, cpsat, milp and ga.
+and generated weeks of 200, 1,000 and 5,000 requests; greedy, cpsat, milp, ga and neural.
 
 Usage (from the repository root)::
 
@@ -12,7 +12,8 @@ at the end, with the command at the top. ``greedy`` is one pass whatever the
 budget, so it runs once; ``milp`` runs at the largest budget where it accepts
 the instance, and its refusal is recorded otherwise; ``ga`` runs at every
 budget with fuzzy fitness off (``ga``) and on (``ga (fuzzy)``), and records
-its decodes and the decodes fuzzy fitness saved (``estimated``). Each
+its decodes and the decodes fuzzy fitness saved (``estimated``); ``neural``
+(the shipped model, its defaults) runs at every budget. Each
 instance also gets a row with its capacity LP bound (``capacity LP``), which
 counts with cpsat's bounds in the gaps.
 
@@ -154,7 +155,7 @@ def summary(runs_csv: Path, command: str) -> str:
     with runs_csv.open() as handle:
         rows = list(csv.DictReader(handle))
     lines = [
-        "# Contact scheduling: greedy, cpsat, milp, ga",
+        "# Contact scheduling: greedy, cpsat, milp, ga, neural",
         "",
         f"Command: `{command}`  ",
         f"Date: {dt.date.today().isoformat()}; machine: {machine()}, shared with other work "
@@ -222,6 +223,7 @@ def main() -> None:
     done = done_runs(runs_csv)
     plan = [("greedy", min(budgets))] + [("cpsat", b) for b in budgets] + [("milp", max(budgets))]
     plan += [(ga, b) for b in budgets for ga in ("ga", "ga (fuzzy)")]
+    plan += [("neural", b) for b in budgets]
     for name, path in instances(only).items():
         inst = rota.read(path)
         if (name, CAPACITY, "-") not in done:

@@ -7,7 +7,7 @@ steps many instances together:
 - ``encoding``: instances as padded tensors, solutions as flat sequences
   (routes separated by depot visits) with the fleet limit built in;
 - ``split``: Prins' split of giant tours, batched, penalised, fleet-limited;
-- ``operators``: order crossover (OX) and swap mutation of giant tours;
+- ``operators``: order crossover (OX), OX on whole routes, and swap mutation of giant tours;
 - ``local_search``: relocate, or-opt, swap, 2-opt*, 2-opt and empty-route
   moves over granular neighbourhoods, the best disjoint improving moves of
   every individual applied in parallel;
@@ -48,7 +48,8 @@ class GASolver:
     ``offspring`` (children per generation), ``neighbours`` (granularity of
     the local search), ``crossover`` (``ox``: order crossover of giant tours;
     ``routes``: its slice made of whole routes of the first parent; ``mixed``:
-    each child either way, evenly) and ``device`` (``auto``, ``cpu`` or ``cuda``).
+    each child either way, evenly; default ``routes``, measured in
+    ``benchmarks/ga/summary.md``) and ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 
     name = "ga"
@@ -72,7 +73,7 @@ class GASolver:
         population: int = 25,
         offspring: int = 25,
         neighbours: int = 10,
-        crossover: str = "ox",
+        crossover: str = "routes",
         device: str = "auto",
     ) -> None:
         for name, value, low in (

@@ -39,7 +39,7 @@ class Settings:
     mutation: float = 0.2
     repair_factor: float = 10.0
     #: ``ox``, ``routes`` (OX on whole routes of the mother) or ``mixed`` (half each)
-    crossover: str = "ox"
+    crossover: str = "routes"
 
 
 @dataclass
