@@ -513,6 +513,26 @@ class ContactsEnv(RL4COEnvBase):
         if not td["done"].all():
             raise AssertionError("a schedule is scored before every row is done")
 
+    def finish_in_greedy_order(self, td: TensorDict) -> TensorDict:
+        """Every row's remaining requests taken in greedy's priority order, at once.
+
+        What a decoding cut short by its time limit does with what it has not
+        chosen yet: the schedule is then as complete as greedy would make it.
+        """
+        from rota.solvers.contacts.greedy import priority_order
+
+        done = td["done"].squeeze(-1).tolist()
+        for row, k in enumerate(td["rollout"].tolist()):
+            if done[row]:
+                continue
+            rollout = self.rollouts[k]
+            prepared = rollout.prepared
+            for r in priority_order(prepared.instance, prepared.enc):
+                if rollout.fits[r] is not None:
+                    rollout.take(r)
+        self._observe(td)
+        return td
+
     def solutions(self, td: TensorDict) -> list[ContactSolution]:
         """Each row's schedule so far."""
         return [self.rollouts[k].solution() for k in td["rollout"].tolist()]

@@ -211,9 +211,15 @@ class ContactsPolicy(nn.Module):
         decode_type: str | None = None,
         num_samples: int | None = None,
         return_actions: bool = False,
+        cut_short: Callable[[], bool] | None = None,
         **_: Any,
     ) -> dict[str, Any]:
         """Roll out ``td`` (as reset by ``env``); see the module docstring for the decodings.
+
+        ``cut_short()`` is asked before every step; once it says so, the rows
+        still running take their remaining requests in greedy's order
+        (:meth:`~rota.envs.contacts.ContactsEnv.finish_in_greedy_order`), and
+        ``out["cut_short"]`` is true.
 
         Returns ``reward`` (``(B, S)`` when sampling ``S > 1`` without ``select_best``,
         else ``(B,)``), ``log_likelihood`` of the same shape, ``objective`` (float64,
@@ -236,7 +242,11 @@ class ContactsPolicy(nn.Module):
         static = self.static(td, embeddings)
         log_likelihood = torch.zeros(rows, device=td.device)
         actions = []
+        cut = False
         while not td["done"].all():
+            if cut_short is not None and cut_short():
+                td, cut = env.finish_in_greedy_order(td), True
+                break
             logits = self.logits(td, static)
             running = ~td["done"].squeeze(-1)
             logits = torch.where(running[:, None], logits, torch.zeros_like(logits))
@@ -259,6 +269,7 @@ class ContactsPolicy(nn.Module):
         out: dict[str, Any] = {
             "reward": reward, "log_likelihood": log_likelihood, "objective": objective,
             "max_reward": reward.max(-1).values if samples > 1 else reward,
+            "cut_short": cut,
         }  # fmt: skip
         if samples > 1 and select_best:
             best = objective.argmax(-1)
@@ -322,10 +333,13 @@ def decode(
     device: str | torch.device = "cpu",
     chunk: int = 16,
     keep_going: Callable[[], bool] | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> list[Decoded]:
     """The best schedule of each instance (one padded batch): the greedy decoding, and with
     ``sampling`` also up to ``samples`` sampled ones, ``chunk`` per instance at a time,
-    while ``keep_going()`` says so (asked after the greedy rollout and after each chunk)."""
+    while ``keep_going()`` says so (asked after the greedy rollout and after each chunk).
+    Once ``out_of_time()`` says so, the greedy decoding takes its remaining requests in
+    greedy's order (its ``source`` says it was cut short)."""
     from rota.envs.contacts import ContactsEnv, Prepared, prepare
 
     if decoding not in DECODINGS:
@@ -336,9 +350,12 @@ def decode(
     batch = len(instances)
     best: list[Decoded] = []
     out = model.policy(env.reset(start), env, phase="test", decode_type="greedy",
-                       return_actions=True)  # fmt: skip
+                       return_actions=True, cut_short=out_of_time)  # fmt: skip
+    source = "greedy decoding"
+    if out["cut_short"]:
+        source += ", cut short by the time limit and finished in greedy's order"
     for b, solution in enumerate(env.solutions(out["td"])):
-        best.append(Decoded(float(out["objective"][b]), solution, 1, "greedy decoding"))
+        best.append(Decoded(float(out["objective"][b]), solution, 1, source))
     drawn = 0
     while decoding == "sampling" and (keep_going is None or keep_going()) and drawn < samples:
         size = min(chunk, samples - drawn)

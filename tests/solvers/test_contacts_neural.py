@@ -96,3 +96,15 @@ def test_the_shipped_model_loads_and_schedules():
     inst = rota.read(instance_file("W10_2018_2days.json"))
     result = rota.solve(inst, solver="neural", decoding="greedy", greedy_floor=False)
     assert result.evaluation.feasible and result.stats["model"] == str(shipped_model())
+
+
+def test_a_rollout_cut_short_by_the_time_limit_finishes_in_greedys_order(model_file):
+    """At a time limit already spent, the policy chooses nothing: the requests are all taken
+    in greedy's order, so the schedule is greedy's, complete and feasible."""
+    inst = generate_contacts(120, seed=6)
+    result = rota.solve(inst, solver="neural", model=model_file, greedy_floor=False,
+                        time_limit=1e-6, seed=0)  # fmt: skip
+    greedy = rota.solve(inst, solver="greedy", seed=0)
+    assert "cut short by the time limit" in result.stats["solution_from"]
+    assert result.evaluation.feasible
+    assert result.objective == pytest.approx(greedy.objective, rel=1e-12)

@@ -10,8 +10,11 @@ Decoding: ``greedy`` (one rollout, the policy's argmax at each step) or
 ``sampling``: the greedy rollout, then up to ``samples`` sampled ones in
 chunks of 16, while the time limit allows another chunk (each chunk is one
 stop iteration; the time a chunk takes is measured on the first and a chunk
-that would overrun the limit is not started). A list of instances decodes
-as one padded batch on ``device``.
+that would overrun the limit is not started). The greedy rollout stops
+choosing when the time limit is reached: the requests it has not chosen yet
+are taken in greedy's order (``stats["solution_from"]`` says so), so a
+large instance ends on time with a complete schedule. A list of instances
+decodes as one padded batch on ``device``.
 
 With ``greedy_floor=True`` (the default) greedy's schedule is built too and
 returned when it is better; ``stats["solution_from"]`` then says so, and
@@ -159,7 +162,7 @@ class NeuralContacts(RequiresModules):
 
         found = decode(
             model, prepared, self.decoding, self.samples, seed, self._torch_device(),
-            chunk=CHUNK, keep_going=keep_going,
+            chunk=CHUNK, keep_going=keep_going, out_of_time=lambda: stop.out_of_time,
         )  # fmt: skip
         if self.decoding == "greedy":
             stop(None)  # the one rollout is the one iteration
