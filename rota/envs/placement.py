@@ -209,6 +209,42 @@ class PlacementEnv(RL4COEnvBase):
         td.set("action_mask", self.get_action_mask(td))
         return td
 
+    def finish_balanced(self, td: TensorDict) -> TensorDict:
+        """Every expert not placed yet on the least-loaded GPU of its layer with a free slot.
+
+        What a rollout cut short by its time limit does with the rest, in the
+        same order (heaviest first: the longest-processing-time rule, EPLB's
+        balancing without replicas). The current layer is finished step by
+        step; the layers after it do not depend on each other, so they are
+        filled together, one expert rank at a time.
+        """
+        layers, experts = td["loads"].shape[-2:]
+        while not td["done"].all() and int(td["i"][0, 0]) % experts:
+            td.set("action", self._least_loaded(td, current(td)[0]))
+            td = self._step(td)
+        first = int(td["i"][0, 0]) // experts
+        if first >= layers:
+            return td
+        rows = torch.arange(td.shape[0], device=td.device)[:, None]
+        rest = torch.arange(first, layers, device=td.device)[None, :]
+        slots = td["slots"][:, None, None]
+        for rank in range(experts):
+            expert = td["order"][rows, rest, rank]
+            full = td["count"][rows, rest] >= slots
+            gpu = torch.where(full, torch.inf, td["gpu_load"][rows, rest]).argmin(-1)
+            td["placement"][rows, rest, expert] = gpu
+            td["gpu_load"][rows, rest, gpu] += td["loads"][rows, rest, expert]
+            td["count"][rows, rest, gpu] += 1
+        done = torch.ones_like(td["done"])
+        td.update({"i": torch.full_like(td["i"], layers * experts), "done": done})
+        td.set("action_mask", self.get_action_mask(td))
+        return td
+
+    def _least_loaded(self, td: TensorDict, layer: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(layer.shape[0], device=layer.device)
+        load = torch.where(td["action_mask"], td["gpu_load"][rows, layer], torch.inf)
+        return load.argmin(-1)
+
     def get_action_mask(self, td: TensorDict) -> torch.Tensor:
         """GPUs with a free slot in the current layer; after the last step, any GPU."""
         layers = td["loads"].shape[-2]

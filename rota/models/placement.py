@@ -188,6 +188,7 @@ class PlacementPolicy(nn.Module):
         num_samples: int | None = None,
         select_best: bool = False,
         generator: torch.Generator | None = None,
+        cut_short: Callable[[], bool] | None = None,
         **unused: Any,
     ) -> dict[str, torch.Tensor]:
         """Roll out a reset batch ``td``.
@@ -197,6 +198,8 @@ class PlacementPolicy(nn.Module):
         default, or one of :data:`DECODINGS`) with ``num_samples`` draws;
         ``select_best`` (or any decoding but a single greedy one) keeps each
         instance's best rollout: ``reward`` ``(B,)`` and ``actions`` ``(B, L, E)``.
+        ``cut_short()`` is asked before every step; once it says so, the rollouts place
+        their remaining experts by balancing alone, and ``cut_short`` is true in the output.
         """
         if phase == "train":
             samples = self.train_samples
@@ -211,11 +214,17 @@ class PlacementPolicy(nn.Module):
         samples = num_samples or 1
         candidates = []
         if decode_type in ("greedy", "both"):
-            candidates.append(self._rollouts(td, env, 1, greedy=True))
+            candidates.append(self._rollouts(td, env, 1, greedy=True, cut_short=cut_short))
         if decode_type in ("sampling", "both"):
-            out = self._rollouts(td, env, samples, greedy=False, generator=generator)
+            out = self._rollouts(
+                td, env, samples, greedy=False, generator=generator, cut_short=cut_short
+            )
             candidates.append(
-                {k: unbatchify(v, samples) for k, v in out.items() if k != "log_likelihood"}
+                {
+                    k: v if k == "cut_short" else unbatchify(v, samples)
+                    for k, v in out.items()
+                    if k != "log_likelihood"
+                }  # fmt: skip
             )
         rewards = torch.cat([c["reward"].reshape(td.shape[0], -1) for c in candidates], 1)
         actions = torch.cat(
@@ -228,6 +237,7 @@ class PlacementPolicy(nn.Module):
             "reward": rewards[rows, best],
             "actions": actions[rows, best],
             "all_rewards": rewards,
+            "cut_short": any(c["cut_short"] for c in candidates),
         }
 
     def _rollouts(
@@ -237,11 +247,16 @@ class PlacementPolicy(nn.Module):
         samples: int,
         greedy: bool,
         generator: torch.Generator | None = None,
+        cut_short: Callable[[], bool] | None = None,
     ) -> dict[str, torch.Tensor]:
         if samples > 1:
             td = batchify(td, samples)
         log_likelihood = torch.zeros(td.shape[0], device=td.device)
+        cut = False
         while not td["done"].all():
+            if cut_short is not None and cut_short():
+                td, cut = env.finish_balanced(td), True
+                break
             logp = torch.log_softmax(self.logits(td), -1)
             if greedy:
                 action = logp.argmax(-1)
@@ -251,7 +266,8 @@ class PlacementPolicy(nn.Module):
             td.set("action", action)
             td = env.step(td)["next"]
         reward = env.get_reward(td, td["placement"])
-        return {"reward": reward, "log_likelihood": log_likelihood, "actions": td["placement"]}
+        return {"reward": reward, "log_likelihood": log_likelihood, "actions": td["placement"],
+                "cut_short": cut}  # fmt: skip
 
 
 @dataclass
@@ -276,13 +292,16 @@ def decode(
     device: str | torch.device = "cpu",
     chunk: int = 8,
     keep_going: Callable[[list[float]], bool] | None = None,
+    out_of_time: Callable[[], bool] | None = None,
 ) -> list[Decoded]:
     """Each instance's best placement among its rollouts (one batch of instances of one shape).
 
     ``greedy`` decodes once, ``sampling`` draws ``samples`` rollouts, ``both``
     does the two; samples are drawn ``chunk`` per instance at a time, and
     ``keep_going(best objectives so far)`` is asked after each batch of
-    rollouts (the greedy one first): ``False`` stops there.
+    rollouts (the greedy one first): ``False`` stops there. Once ``out_of_time()`` says
+    so, a rollout places its remaining experts by balancing alone
+    (:meth:`~rota.envs.placement.PlacementEnv.finish_balanced`), and its source says so.
     """
     if decoding not in DECODINGS:
         raise ValueError(f"decoding is {decoding!r}, expected one of {', '.join(DECODINGS)}")
@@ -309,8 +328,11 @@ def decode(
         plan += [("sampling", min(chunk, samples - k)) for k in range(0, samples, chunk)]
     for kind, count in plan:
         out = policy(env.reset(base.clone()), env, phase="test", decode_type=kind,
-                     num_samples=count, generator=generator)  # fmt: skip
-        keep(out, "greedy" if kind == "greedy" else "sample", count)
+                     num_samples=count, generator=generator, cut_short=out_of_time)  # fmt: skip
+        source = "greedy" if kind == "greedy" else "sample"
+        if out["cut_short"]:
+            source += ", cut short by the time limit and finished by balancing"
+        keep(out, source, count)
         if keep_going is not None and not keep_going([d.objective for d in best]):
             break
     return best

@@ -12,7 +12,7 @@ import rota
 from rota.data.placement import generate_instance
 from rota.errors import UnsupportedInstanceError
 from rota.models.placement import PlacementModelConfig, PlacementPolicy, save_model
-from rota.problems.placement import PlacementInstance, contiguous, evaluate
+from rota.problems.placement import PlacementInstance, PlacementSolution, contiguous, evaluate
 from rota.solvers.placement import neural
 
 
@@ -142,3 +142,28 @@ def test_no_sampling_chunk_starts_that_the_last_says_would_end_past_the_limit():
     assert budget([1.0])
     budget.last -= 150.0  # a chunk that took 150 s does not fit in the 100 s left
     assert not budget([1.0])
+
+
+def _balanced(inst: PlacementInstance) -> np.ndarray:
+    """Every layer by itself: heaviest expert first, onto the least-loaded GPU with room."""
+    gpu = np.zeros(inst.loads.shape, dtype=int)
+    for layer, loads in enumerate(inst.loads):
+        load, count = np.zeros(inst.gpus), np.zeros(inst.gpus, dtype=int)
+        for e in np.argsort(-loads, kind="stable"):
+            g = int(np.argmin(np.where(count < inst.slots, load, np.inf)))
+            gpu[layer, e], load[g], count[g] = g, load[g] + loads[e], count[g] + 1
+    return gpu
+
+
+def test_a_rollout_cut_short_by_the_time_limit_is_finished_by_balancing(model_file):
+    """At a time limit already spent the policy places nothing: every layer is balanced."""
+    inst = instance(experts=12, layers=5, gpus=4, seed=3)
+    result = rota.solve(inst, solver="neural", model=model_file, decoding="greedy",
+                        time_limit=1e-6, seed=0)  # fmt: skip
+    check(inst, result)
+    balanced = evaluate(inst, PlacementSolution.from_array(_balanced(inst))).objective
+    if result.stats["chosen"] != "contiguous":
+        assert "cut short by the time limit" in result.stats["chosen"]
+        assert result.objective == pytest.approx(balanced, rel=1e-12)
+    else:
+        assert evaluate(inst, contiguous(inst)).objective <= balanced

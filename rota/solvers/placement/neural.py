@@ -8,11 +8,13 @@ benchmark says). Decoding: ``greedy`` (one rollout), ``sampling``
 instance is kept. Instances of one shape decode as one batch (``rota solve
 many.jsonl --solver neural``), on a GPU when one is present (``device``).
 
-Each batch of rollouts is one iteration of the stop: the greedy one runs to
-its end whatever the stop says; sampling goes on in chunks of ``chunk``
-rollouts per instance while the stop allows and the last chunk's time still
-fits before the time limit (the first chunk, which has no such estimate,
-always runs). The result is never worse
+Each batch of rollouts is one iteration of the stop; sampling goes on in
+chunks of ``chunk`` rollouts per instance while the stop allows and the last
+chunk's time still fits before the time limit. A rollout that reaches the
+time limit stops choosing and places its remaining experts by balancing
+alone (least-loaded GPU with a free slot, heaviest first), so a large
+instance ends on time with a complete placement (``stats["chosen"]`` says
+the rollout was cut short). The result is never worse
 than contiguous placement: when no rollout beats it (an untrained or
 ill-suited model), contiguous placement is returned and ``stats["chosen"]``
 says so. No replicas: spare slots stay empty.
@@ -164,6 +166,7 @@ class NeuralPlacement(RequiresModules):
                 model.policy, [instances[k] for k in members], self.decoding, self.samples,
                 seed % 2**63, self._torch_device(), self.chunk,
                 keep_going=_Budget(stop, greedy_first=self.decoding == "both"),
+                out_of_time=lambda: stop.out_of_time,
             )  # fmt: skip
             seconds = (time.perf_counter() - started) / len(members)
             for k, best in zip(members, found, strict=True):
