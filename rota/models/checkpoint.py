@@ -12,7 +12,7 @@ so a model of one problem is refused by name where another's is expected.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,32 +80,54 @@ def read_model_file(
     return payload
 
 
-def save_model(
-    path: str | Path, policy, problem: str, nodes: int, config: ModelConfig, training: dict
+def write_policy(
+    path: str | Path, problem: str, policy, config: dict, training: dict, **fields: Any
 ) -> None:
-    """Write a routing model file (see the module docstring)."""
+    """A model file of ``problem``: the policy's weights (on the CPU), its ``config``
+    (a plain dict), what ``training`` reports and any other plain ``fields``."""
     state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-    payload = {
-        "nodes": int(nodes), "config": config.as_dict(), "state_dict": state,
-        "training": training,
-    }  # fmt: skip
+    payload = {**fields, "config": config, "state_dict": state, "training": training}
     write_model_file(path, problem, payload)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralModel:
-    """Read a routing model file; anything else is a one-line :class:`FormatError`."""
-    payload = read_model_file(path, PROBLEMS, device)
-    problem = payload["problem"]
+def read_policy(
+    path: str | Path,
+    problems: Sequence[str],
+    build: Callable[[dict], tuple[Any, Any]],
+    device: str | torch.device = "cpu",
+) -> tuple[Any, Any, dict]:
+    """``(config, policy, payload)`` of a model file for one of ``problems``, the policy in
+    evaluation mode on ``device``; ``build(payload)`` makes the config and the empty policy.
+    A file whose weights do not fit what it describes is a one-line :class:`FormatError`."""
+    payload = read_model_file(path, problems, device)
     try:
-        config = ModelConfig(**payload["config"])
-        policy = build_policy(config, make_env(problem).name)
+        config, policy = build(payload)
         policy.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise FormatError(f"{path}: model does not load ({type(exc).__name__}: {exc})") from None
     policy.to(device).eval()
+    return config, policy, payload
+
+
+def save_model(
+    path: str | Path, policy, problem: str, nodes: int, config: ModelConfig, training: dict
+) -> None:
+    """Write a routing model file (see the module docstring)."""
+    write_policy(path, problem, policy, config.as_dict(), training, nodes=int(nodes))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> NeuralModel:
+    """Read a routing model file; anything else is a one-line :class:`FormatError`."""
+
+    def build(payload: dict) -> tuple[ModelConfig, Any]:
+        config = ModelConfig(**payload["config"])
+        return config, build_policy(config, make_env(payload["problem"]).name)
+
+    config, policy, payload = read_policy(path, PROBLEMS, build, device)
     return NeuralModel(
-        policy, problem, int(payload["nodes"]), config, dict(payload.get("training", {})), str(path)
-    )
+        policy, payload["problem"], int(payload["nodes"]), config,
+        dict(payload.get("training", {})), str(path),
+    )  # fmt: skip
 
 
 def _routes_used(actions: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ their best (``select_best``). In training (``phase="train"``) it samples
 mean over an instance's samples (POMO-style).
 
 Model files are ``rota.neural/1`` files of problem ``contacts``
-(:func:`rota.models.checkpoint.write_model_file`): the config, the weights and
+(:func:`rota.models.checkpoint.write_policy`): the config, the weights and
 the training record.
 """
 
@@ -42,8 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rota.envs.contacts import ANTENNA_FEATURES, REQUEST_FEATURES
-from rota.errors import FormatError
-from rota.models.checkpoint import read_model_file, write_model_file
+from rota.models.checkpoint import read_policy, write_policy
 
 #: Dynamic request features the decoder adds to the keys.
 DYNAMIC_FEATURES = ("fit / requested", "fit / initial fit", "busy share of its antennas",
@@ -295,21 +294,17 @@ class ContactsModel:
 
 def save_model(path: str | Path, policy: ContactsPolicy, training: dict) -> None:
     """Write a ``rota.neural/1`` model file of the contacts family (atomically)."""
-    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-    payload = {"config": policy.config.as_dict(), "state_dict": state, "training": training}
-    write_model_file(path, PROBLEM, payload)
+    write_policy(path, PROBLEM, policy, policy.config.as_dict(), training)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ContactsModel:
     """Read a contacts model file; anything else is a one-line :class:`FormatError`."""
-    payload = read_model_file(path, (PROBLEM,), device)
-    try:
+
+    def build(payload: dict) -> tuple[ContactsConfig, ContactsPolicy]:
         config = ContactsConfig(**payload["config"])
-        policy = ContactsPolicy(config)
-        policy.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise FormatError(f"{path}: model does not load ({type(exc).__name__}: {exc})") from None
-    policy.to(device).eval()
+        return config, ContactsPolicy(config)
+
+    config, policy, payload = read_policy(path, (PROBLEM,), build, device)
     return ContactsModel(policy, config, dict(payload.get("training", {})), str(path))
 
 

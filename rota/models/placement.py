@@ -44,7 +44,6 @@ from tensordict import TensorDict
 from torch import nn
 
 from rota.envs.placement import PlacementEnv, current, to_tensordict
-from rota.errors import FormatError
 from rota.problems.placement import PlacementInstance
 
 #: The ``problem`` of placement model files.
@@ -352,25 +351,20 @@ def save_model(
     path: str | Path, policy: PlacementPolicy, config: PlacementModelConfig, training: dict
 ) -> None:
     """Write a placement model file (``rota.neural/1``, problem ``placement``) atomically."""
-    from rota.models.checkpoint import write_model_file
+    from rota.models.checkpoint import write_policy
 
-    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-    payload = {"config": config.as_dict(), "state_dict": state, "training": training}
-    write_model_file(path, PROBLEM, payload)
+    write_policy(path, PROBLEM, policy, config.as_dict(), training)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> PlacementModel:
     """Read a placement model file; anything else is a one-line :class:`FormatError`."""
-    from rota.models.checkpoint import read_model_file
+    from rota.models.checkpoint import read_policy
 
-    payload = read_model_file(path, (PROBLEM,), device)
-    try:
+    def build(payload: dict) -> tuple[PlacementModelConfig, PlacementPolicy]:
         config = PlacementModelConfig(**payload["config"])
-        policy = PlacementPolicy(config)
-        policy.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise FormatError(f"{path}: model does not load ({type(exc).__name__}: {exc})") from None
-    policy.to(device).eval()
+        return config, PlacementPolicy(config)
+
+    config, policy, payload = read_policy(path, (PROBLEM,), build, device)
     return PlacementModel(policy, config, dict(payload.get("training", {})), str(path))
 
 

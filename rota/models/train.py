@@ -40,7 +40,14 @@ from rota.envs.routing import InstanceGenerator, make_env, to_tensordict
 from rota.files import write_text
 from rota.models.checkpoint import NeuralModel, decode, load_model, save_model
 from rota.models.rrnco import ModelConfig, build_policy
-from rota.models.training import FAMILY_TRAINERS, RunSpec, fit, runs_table, set_threads
+from rota.models.training import (
+    FAMILY_TRAINERS,
+    RunSpec,
+    ValidationGap,
+    begin,
+    fit,
+    runs_table,
+)
 
 #: Seed of the validation instances (the test sets use others).
 VALIDATION_SEED = 10_000
@@ -113,19 +120,10 @@ def validation_references(spec: TrainSpec, instances: list) -> np.ndarray:
 def _pomo_class():
     from rl4co.models.zoo.pomo import POMO
 
-    class GapPOMO(POMO):
+    class GapPOMO(ValidationGap, POMO):
         """POMO that also logs the validation gap to the references in the batch."""
 
-        def shared_step(self, batch, batch_idx, phase, dataloader_idx=None):
-            self._reference = batch.get("reference", None) if phase != "train" else None
-            return super().shared_step(batch, batch_idx, phase, dataloader_idx)
-
-        def log_metrics(self, metric_dict, phase, dataloader_idx=None):
-            reference = getattr(self, "_reference", None)
-            if reference is not None:
-                reward = metric_dict.get("max_reward", metric_dict["reward"])
-                metric_dict = {**metric_dict, "gap_pct": 100 * (-reward / reference - 1)}
-            return super().log_metrics(metric_dict, phase, dataloader_idx)
+        reward_metric = "max_reward"
 
     return GapPOMO
 
@@ -156,11 +154,7 @@ def train(spec: TrainSpec) -> dict | None:
     command again; they train, and only the first one exports, evaluates and returns
     the figures (the others return ``None``).
     """
-    import lightning.pytorch as pl
-
-    set_threads(spec)
-    spec.out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(spec.seed, verbose=False)
+    model, history = begin(spec, load_model)
     city = None
     if spec.city is not None:
         from rota.data.city import City
@@ -168,30 +162,20 @@ def train(spec: TrainSpec) -> dict | None:
         city = City.load(spec.city)
 
     model_path = spec.out / "model.pt"
-    history: list[dict] = []
     config = spec.config
-    if spec.resume:
-        if not spec.last_checkpoint.is_file() or not model_path.is_file():
-            raise ValueError(
-                f"--resume: no checkpoint to resume in {spec.out} (checkpoints/last.ckpt)"
-            )
-        previous = load_model(model_path)
-        if (previous.problem, previous.nodes) != (spec.problem, spec.nodes):
-            raise ValueError(
-                f"--resume: {spec.out} holds a {previous.problem} model with "
-                f"{previous.nodes} nodes, not {spec.problem} with {spec.nodes}"
-            )
-        config = previous.config  # the architecture is the checkpoint's
-        history = list(previous.training.get("runs", []))
     initial = None
-    if spec.init is not None:
-        initial = load_model(spec.init)
-        if initial.problem != spec.problem:
+    if model is not None:
+        if spec.resume and (model.problem, model.nodes) != (spec.problem, spec.nodes):
             raise ValueError(
-                f"--init {spec.init}: the model is for {initial.problem}, not {spec.problem}"
+                f"--resume: {spec.out} holds a {model.problem} model with "
+                f"{model.nodes} nodes, not {spec.problem} with {spec.nodes}"
             )
-        config = initial.config
-        history = list(initial.training.get("runs", []))
+        if spec.init is not None and model.problem != spec.problem:
+            raise ValueError(
+                f"--init {spec.init}: the model is for {model.problem}, not {spec.problem}"
+            )
+        config = model.config  # the architecture is the model's
+        initial = model if spec.init is not None else None
 
     validation = validation_instances(spec, city)
     references = validation_references(spec, validation)

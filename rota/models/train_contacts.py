@@ -43,7 +43,7 @@ from rota.models.contacts import (
     load_model,
 )
 from rota.models.contacts import save_model as save_contacts_model
-from rota.models.training import LIBRARY_NOISE, RunSpec, fit, runs_table, set_threads
+from rota.models.training import LIBRARY_NOISE, RunSpec, ValidationGap, begin, fit, runs_table
 from rota.problems.contacts import ContactInstance
 
 #: Seed of the validation instances' stream (training streams start at the run's seed).
@@ -113,19 +113,10 @@ def validation_references(out: Path, instances: list, seconds: float) -> dict[st
 def _module_class():
     from rl4co.models.rl.reinforce.reinforce import REINFORCE
 
-    class GapREINFORCE(REINFORCE):
+    class GapREINFORCE(ValidationGap, REINFORCE):
         """REINFORCE that also logs the validation gap to the ga references in the batch."""
 
-        def shared_step(self, batch, batch_idx, phase, dataloader_idx=None):
-            self._reference = batch.get("reference", None) if phase != "train" else None
-            return super().shared_step(batch, batch_idx, phase, dataloader_idx)
-
-        def log_metrics(self, metric_dict, phase, dataloader_idx=None):
-            reference = getattr(self, "_reference", None)
-            if reference is not None:
-                gap = 100 * (reference - metric_dict["reward"]) / reference
-                metric_dict = {**metric_dict, "gap_pct": gap}
-            return super().log_metrics(metric_dict, phase, dataloader_idx)
+        maximise = True
 
     return GapREINFORCE
 
@@ -169,29 +160,18 @@ def train(run: RunSpec, options: dict[str, Any]) -> dict | None:
     ga and ``seconds_per_instance``), ``reference`` and the runs so far; ``None`` on
     the other processes of a distributed run.
     """
-    import lightning.pytorch as pl
-
     import rota
 
     settings = _settings(options)
-    set_threads(run)
-    run.out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(run.seed, verbose=False)
     model_path = run.out / "model.pt"
     config = ContactsConfig(
         train_samples=settings["samples"],
         **{k: options[k] for k in _CONFIG_KEYS if k in options},
     )
-    history: list[dict] = []
-    initial = None
-    if run.resume:
-        if not model_path.is_file():
-            raise ValueError(f"--resume: no model.pt to resume in {run.out}")
-        previous = load_model(model_path)
-        config, history = previous.config, list(previous.training.get("runs", []))
-    if run.init is not None:
-        initial = load_model(run.init)
-        config, history = initial.config, list(initial.training.get("runs", []))
+    model, history = begin(run, load_model)
+    initial = model if run.init is not None else None
+    if model is not None:
+        config = model.config  # the architecture is the model's
 
     weeks = [rota.read(p) for p in settings["train_weeks"]]
     for path, week in zip(settings["train_weeks"], weeks, strict=True):

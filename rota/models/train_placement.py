@@ -50,7 +50,7 @@ from rota.models.placement import (
     load_model,
     save_model,
 )
-from rota.models.training import RunSpec, fit, runs_table, set_threads
+from rota.models.training import RunSpec, ValidationGap, begin, fit, runs_table
 
 #: Seed of the validation instances' generator (training draws from the run's seed).
 VALIDATION_SEED = 20_000
@@ -124,12 +124,8 @@ def validation_references(out: Path, instances: list, seconds: float) -> np.ndar
 def _module_class():
     from rl4co.models.rl.reinforce.reinforce import REINFORCE
 
-    class PlacementREINFORCE(REINFORCE):
+    class PlacementREINFORCE(ValidationGap, REINFORCE):
         """REINFORCE with a relative advantage; logs the validation gap to the references."""
-
-        def shared_step(self, batch, batch_idx, phase, dataloader_idx=None):
-            self._reference = batch.get("reference", None) if phase != "train" else None
-            return super().shared_step(batch, batch_idx, phase, dataloader_idx)
 
         def calculate_loss(self, td, batch, policy_out, reward=None, log_likelihood=None):
             reward = policy_out["reward"]
@@ -139,18 +135,12 @@ def _module_class():
             policy_out.update({"loss": loss, "reward": reward.float()})
             return policy_out
 
-        def log_metrics(self, metric_dict, phase, dataloader_idx=None):
-            reference = getattr(self, "_reference", None)
-            if reference is not None:
-                gap = 100 * (-metric_dict["reward"] / reference - 1)
-                metric_dict = {**metric_dict, "gap_pct": gap.float()}
-                if phase == "val" and not self.trainer.sanity_checking:
-                    self._keep_if_best(float(gap.mean()))
-            return super().log_metrics(metric_dict, phase, dataloader_idx)
-
-        def _keep_if_best(self, gap: float) -> None:
+        def on_validation_gap(self, gap, phase: str) -> None:
             """Keep the weights of the best validation gap: REINFORCE's greedy decoding
             drifts while the sampled rollouts it trains on still improve."""
+            if phase != "val" or self.trainer.sanity_checking:
+                return
+            gap = float(gap.mean())
             if gap < getattr(self, "best_gap", float("inf")):
                 self.best_gap, self.best_step = gap, self.global_step
                 self.best_state = {
@@ -179,24 +169,13 @@ def evaluate_decodings(
 
 def train(run: RunSpec, options: dict[str, Any]) -> dict | None:
     """Train (or resume), export ``model.pt``, write the card; returns the record."""
-    import lightning.pytorch as pl
-
     settings = parse_options(options)
-    set_threads(run)
-    run.out.mkdir(parents=True, exist_ok=True)
-    pl.seed_everything(run.seed, verbose=False)
     model_path = run.out / "model.pt"
     config = PlacementModelConfig(hidden=settings["hidden"], blocks=settings["blocks"])
-    history: list[dict] = []
-    initial = None
-    if run.resume:
-        if not model_path.is_file():
-            raise ValueError(f"--resume: no model.pt to resume in {run.out}")
-        previous = load_model(model_path)
-        config, history = previous.config, list(previous.training.get("runs", []))
-    if run.init is not None:
-        initial = load_model(run.init)
-        config, history = initial.config, list(initial.training.get("runs", []))
+    model, history = begin(run, load_model)
+    initial = model if run.init is not None else None
+    if model is not None:
+        config = model.config  # the architecture is the model's
 
     validation = generator(settings, VALIDATION_SEED).instances(run.val_size)
     references = validation_references(run.out, validation, settings["reference_time"])

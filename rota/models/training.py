@@ -168,6 +168,64 @@ def versions(*extra: str) -> dict[str, str]:
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
 
 
+def begin(run: RunSpec, load: Callable[[Path], Any]) -> tuple[Any | None, list[dict]]:
+    """Set a run up (torch threads, its folder, seeds) and read the model it continues from.
+
+    That is the folder's ``model.pt`` when resuming, the ``--init`` model file
+    when initialising, or none; ``load`` reads a model file of the trainer's
+    problem. Returns the model and its runs so far (the history :func:`fit` extends).
+    """
+    import lightning.pytorch as pl
+
+    set_threads(run)
+    run.out.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(run.seed, verbose=False)
+    if run.resume:
+        if not run.last_checkpoint.is_file() or not (run.out / "model.pt").is_file():
+            raise ValueError(
+                f"--resume: no checkpoint to resume in {run.out} (checkpoints/last.ckpt)"
+            )
+        model = load(run.out / "model.pt")
+    elif run.init is not None:
+        model = load(run.init)
+    else:
+        return None, []
+    return model, list(model.training.get("runs", []))
+
+
+class ValidationGap:
+    """A mixin for rl4co's Lightning modules: logs ``gap_pct``, the gap (%) of the reward
+    to the ``reference`` objective each validation batch carries, in the family's sense.
+
+    Put it before the rl4co class: ``class Module(ValidationGap, REINFORCE)``.
+    """
+
+    #: The family maximises and the reward is its objective; otherwise the reward is
+    #: minus a cost.
+    maximise = False
+    #: The metric holding the validation reward (POMO logs its best start as ``max_reward``).
+    reward_metric = "reward"
+
+    def shared_step(self, batch, batch_idx, phase, dataloader_idx=None):
+        self._reference = batch.get("reference", None) if phase != "train" else None
+        return super().shared_step(batch, batch_idx, phase, dataloader_idx)
+
+    def log_metrics(self, metric_dict, phase, dataloader_idx=None):
+        reference = getattr(self, "_reference", None)
+        if reference is not None:
+            reward = metric_dict.get(self.reward_metric, metric_dict["reward"])
+            if self.maximise:
+                gap = 100 * (reference - reward) / reference
+            else:
+                gap = 100 * (-reward / reference - 1)
+            metric_dict = {**metric_dict, "gap_pct": gap.float()}
+            self.on_validation_gap(gap, phase)
+        return super().log_metrics(metric_dict, phase, dataloader_idx)
+
+    def on_validation_gap(self, gap, phase: str) -> None:
+        """Called with each logged gap; a module that acts on it overrides this."""
+
+
 def fit(
     module,
     run: RunSpec,
