@@ -45,6 +45,7 @@ from rota.models.training import (
     RunSpec,
     ValidationGap,
     begin,
+    cached_record,
     fit,
     runs_table,
 )
@@ -99,22 +100,17 @@ def validation_references(spec: TrainSpec, instances: list) -> np.ndarray:
     """PyVRP's cost of each validation instance, solved once and kept in ``validation.json``."""
     import rota
 
-    path = spec.out / "validation.json"
-    names = [inst.name for inst in instances]
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("names") == names:
-            return np.asarray(stored["costs"], dtype=float)
-    costs = []
-    for inst in instances:
-        result = rota.solve(inst, solver="pyvrp", time_limit=spec.reference_time, seed=0)
-        if result.objective is None:
-            raise RuntimeError(f"pyvrp found no solution for validation instance {inst.name}")
-        costs.append(float(result.objective))
-    record = {"solver": "pyvrp", "time_limit": spec.reference_time, "seed": 0,
-              "names": names, "costs": costs}  # fmt: skip
-    write_text(path, json.dumps(record, indent=1) + "\n")
-    return np.asarray(costs)
+    def solve() -> dict:
+        costs = []
+        for inst in instances:
+            result = rota.solve(inst, solver="pyvrp", time_limit=spec.reference_time, seed=0)
+            if result.objective is None:
+                raise RuntimeError(f"pyvrp found no solution for validation instance {inst.name}")
+            costs.append(float(result.objective))
+        return {"solver": "pyvrp", "time_limit": spec.reference_time, "seed": 0, "costs": costs}
+
+    key = {"names": [inst.name for inst in instances]}
+    return np.asarray(cached_record(spec.out / "validation.json", key, solve)["costs"], float)
 
 
 def _pomo_class():

@@ -43,7 +43,15 @@ from rota.models.contacts import (
     load_model,
 )
 from rota.models.contacts import save_model as save_contacts_model
-from rota.models.training import LIBRARY_NOISE, RunSpec, ValidationGap, begin, fit, runs_table
+from rota.models.training import (
+    LIBRARY_NOISE,
+    RunSpec,
+    ValidationGap,
+    begin,
+    cached_record,
+    fit,
+    runs_table,
+)
 from rota.problems.contacts import ContactInstance
 
 #: Seed of the validation instances' stream (training streams start at the run's seed).
@@ -96,18 +104,18 @@ def validation_references(out: Path, instances: list, seconds: float) -> dict[st
     """
     import rota
 
-    path = out / "validation.json"
-    key = [[i.name, i.num_requests, round(i.requested_hours, 6)] for i in instances]
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("instances") == key and stored.get("ga_seconds") == seconds:
-            return {"greedy": stored["greedy"], "ga": stored["ga"]}
-    greedy = [float(rota.solve(i, solver="greedy").objective) for i in instances]
-    ga = [float(rota.solve(i, solver="ga", time_limit=seconds, seed=0).objective)
-          for i in instances]  # fmt: skip
-    record = {"instances": key, "ga_seconds": seconds, "seed": 0, "greedy": greedy, "ga": ga}
-    write_text(path, json.dumps(record, indent=1) + "\n")
-    return {"greedy": greedy, "ga": ga}
+    def solve() -> dict:
+        greedy = [float(rota.solve(i, solver="greedy").objective) for i in instances]
+        ga = [float(rota.solve(i, solver="ga", time_limit=seconds, seed=0).objective)
+              for i in instances]  # fmt: skip
+        return {"seed": 0, "greedy": greedy, "ga": ga}
+
+    key = {
+        "instances": [[i.name, i.num_requests, round(i.requested_hours, 6)] for i in instances],
+        "ga_seconds": seconds,
+    }
+    record = cached_record(out / "validation.json", key, solve)
+    return {"greedy": record["greedy"], "ga": record["ga"]}
 
 
 def _module_class():

@@ -50,7 +50,7 @@ from rota.models.placement import (
     load_model,
     save_model,
 )
-from rota.models.training import RunSpec, ValidationGap, begin, fit, runs_table
+from rota.models.training import RunSpec, ValidationGap, begin, cached_record, fit, runs_table
 
 #: Seed of the validation instances' generator (training draws from the run's seed).
 VALIDATION_SEED = 20_000
@@ -105,20 +105,13 @@ def validation_references(out: Path, instances: list, seconds: float) -> np.ndar
     ``validation.json``."""
     import rota
 
-    path = out / "validation.json"
-    names = [inst.name for inst in instances]
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("names") == names and stored.get("time_limit") == seconds:
-            return np.asarray(stored["objectives"], dtype=float)
-    objectives = []
-    for inst in instances:
-        result = rota.solve(inst, solver="ga", time_limit=seconds, seed=0)
-        objectives.append(float(result.objective))
-    record = {"solver": "ga", "time_limit": seconds, "seed": 0, "names": names,
-              "objectives": objectives}  # fmt: skip
-    write_text(path, json.dumps(record, indent=1) + "\n")
-    return np.asarray(objectives)
+    def solve() -> dict:
+        objectives = [float(rota.solve(inst, solver="ga", time_limit=seconds, seed=0).objective)
+                      for inst in instances]  # fmt: skip
+        return {"solver": "ga", "seed": 0, "objectives": objectives}
+
+    key = {"names": [inst.name for inst in instances], "time_limit": seconds}
+    return np.asarray(cached_record(out / "validation.json", key, solve)["objectives"], float)
 
 
 def _module_class():

@@ -18,6 +18,7 @@ JSON where they parse: numbers, booleans).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import shlex
@@ -166,6 +167,20 @@ def versions(*extra: str) -> dict[str, str]:
 
     names = ("torch", "lightning", "rl4co", "tensordict", "torchrl", *extra)
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
+
+
+def cached_record(path: Path, key: dict, compute: Callable[[], dict]) -> dict:
+    """``compute()``'s record (validation references), kept in ``path`` beside ``key``
+    and read back instead of computed while the file holds the same ``key``."""
+    from rota.files import write_text
+
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if all(stored.get(name) == value for name, value in key.items()):
+            return stored
+    record = {**key, **compute()}
+    write_text(path, json.dumps(record, indent=1) + "\n")
+    return record
 
 
 def begin(run: RunSpec, load: Callable[[Path], Any]) -> tuple[Any | None, list[dict]]:
