@@ -8,6 +8,7 @@ steps many instances together:
   (routes separated by depot visits) with the fleet limit built in;
 - ``split``: Prins' split of giant tours, batched, penalised, fleet-limited;
 - ``operators``: order crossover (OX), OX on whole routes, and swap mutation of giant tours;
+  ``eax``: edge assembly crossover (one pair at a time, on the host);
 - ``local_search``: relocate, or-opt, swap, 2-opt*, 2-opt and empty-route
   moves over granular neighbourhoods, the best disjoint improving moves of
   every individual applied in parallel;
@@ -33,7 +34,7 @@ from rota.solvers.stopping import Stop
 
 #: Devices the ``device`` option accepts.
 DEVICES = ("auto", "cpu", "cuda")
-CROSSOVERS = ("ox", "routes", "mixed")
+CROSSOVERS = ("ox", "routes", "mixed", "eax")
 
 
 class GASolver:
@@ -48,7 +49,8 @@ class GASolver:
     ``offspring`` (children per generation), ``neighbours`` (granularity of
     the local search), ``crossover`` (``ox``: order crossover of giant tours;
     ``routes``: its slice made of whole routes of the first parent; ``mixed``:
-    each child either way, evenly; default ``routes``, measured in
+    each child either way, evenly; ``eax``: edge assembly, one AB-cycle of the
+    second parent exchanged into the first, on the host; default ``routes``, measured in
     ``benchmarks/ga/summary.md``) and ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 

@@ -2,7 +2,7 @@
 
 A generation picks ``offspring`` pairs of parents per instance by binary
 tournament on biased fitness, crosses their giant tours (OX, or OX on whole
-routes of the first parent: ``Settings.crossover``), mutates a few,
+routes of the first parent, or edge assembly: ``Settings.crossover``), mutates a few,
 splits them at the current penalty weights, improves them by local search,
 and repairs the infeasible ones (local search at ten times the weights, as
 HGS-CVRP does). The weights then move towards a target share of feasible
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rota.solvers.ga.eax import edge_assembly
 from rota.solvers.ga.encoding import Batch
 from rota.solvers.ga.local_search import Routes, local_search
 from rota.solvers.ga.operators import order_crossover, route_crossover, swap_mutation
@@ -38,7 +39,8 @@ class Settings:
     target_feasible: float = 0.2
     mutation: float = 0.2
     repair_factor: float = 10.0
-    #: ``ox``, ``routes`` (OX on whole routes of the mother) or ``mixed`` (half each)
+    #: ``ox``, ``routes`` (OX on whole routes of the mother), ``mixed`` (half each) or
+    #: ``eax`` (edge assembly, :mod:`rota.solvers.ga.eax`)
     crossover: str = "routes"
 
 
@@ -140,7 +142,7 @@ def run(
         tours = giant_tours(batch, population.seq)
         mothers = tours.gather(1, first.unsqueeze(2).expand(-1, -1, tours.shape[2]))
         fathers = tours.gather(1, second.unsqueeze(2).expand(-1, -1, tours.shape[2]))
-        children = _cross(batch, population.seq, first, mothers, fathers, rng, settings)
+        children = _cross(batch, population.seq, first, second, mothers, fathers, rng, settings)
         children = swap_mutation(
             children, batch.n, rng.arange_uniform(C, 3).expand(B, C, 3), settings.mutation
         )
@@ -178,6 +180,7 @@ def _cross(
     batch: Batch,
     seq: torch.Tensor,
     first: torch.Tensor,
+    second: torch.Tensor,
     mothers: torch.Tensor,
     fathers: torch.Tensor,
     rng: CounterRng,
@@ -187,6 +190,13 @@ def _cross(
     keep whole routes (by child index, so a batch and one instance alone agree)."""
     B, C, _ = mothers.shape
     u = rng.arange_uniform(C, 2).expand(B, C, 2)
+    if settings.crossover == "eax":
+        father_seq = seq.gather(1, second.unsqueeze(2).expand(-1, -1, seq.shape[2]))
+        mother_seq = seq.gather(1, first.unsqueeze(2).expand(-1, -1, seq.shape[2]))
+        return edge_assembly(
+            mother_seq, father_seq, batch.cost, batch.symmetric, batch.neighbours, batch.n,
+            u[:, :, 0],
+        )  # fmt: skip
     if settings.crossover == "ox":
         return order_crossover(mothers, fathers, batch.n, u)
     mother_seq = seq.gather(1, first.unsqueeze(2).expand(-1, -1, seq.shape[2]))
