@@ -1,4 +1,4 @@
-"""ga's crossovers against each other: OX, OX on whole routes, and half of each.
+"""ga's crossovers against each other: OX, OX on whole routes, half of each, and EAX.
 
 Usage (from the repository root)::
 
@@ -21,22 +21,24 @@ from rota.problems.reference import reference_cost
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "instances" / "cvrp"
 NAMES = ("X-n101-k25", "X-n153-k22", "X-n200-k36", "X-n256-k16")
-CROSSOVERS = ("ox", "routes", "mixed")
+CROSSOVERS = ("ox", "routes", "mixed", "eax")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--crossovers", default=",".join(CROSSOVERS))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    gaps: dict[str, list[float]] = {c: [] for c in CROSSOVERS}
+    chosen = args.crossovers.split(",")
+    gaps: dict[str, list[float]] = {c: [] for c in chosen}
     for name in NAMES:
         path = SHARED / f"{name}.vrp"
         instance = rota.read(path)
         best = reference_cost(path, instance).value
         for seed in (int(s) for s in args.seeds.split(",")):
-            for crossover in CROSSOVERS:
+            for crossover in chosen:
                 result = rota.solve(instance, solver="ga", time_limit=args.time_limit, seed=seed,
                                     device="cpu", crossover=crossover)  # fmt: skip
                 gap = 100 * (result.objective / best - 1)
