@@ -6,7 +6,7 @@
 # Usage: bash benchmarks/neural/run.sh [COUNT] [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-COUNT=${1:-32}
+COUNT=${1:-128}
 WORKERS=${2:-1}
 CITY=out/helsinki-1000.npz
 SETS=out/neural
