@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ga against pyvrp on one core: quality at 1 and 5 s on the shared CVRPLIB X instances
 # with n <= 300 and the 12 Solomon instances (rota bench, resumable: quality/runs.csv),
-# then throughput on generated CVRP100 (throughput.py). Figures: summary.md.
-# Usage: bash benchmarks/ga/run.sh [BATCH]   (BATCH: generated instances, default 32)
+# then throughput on generated CVRP100 on every core (throughput.py: ga in one call against
+# PyVRP in parallel processes). Figures: summary.md.
+# Usage: bash benchmarks/ga/run.sh [BATCH]   (BATCH: generated instances, default 1024)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SHARED=${SHARED:-../shared/instances}
@@ -12,5 +13,5 @@ X=("$SHARED"/cvrp/X-n101-k25.vrp "$SHARED"/cvrp/X-n153-k22.vrp
 taskset -c 1 rota bench "${X[@]}" "$SHARED/vrptw" --solvers ga,pyvrp --time-limit 1,5 \
     --seeds 1 --workers 1 --out benchmarks/ga/quality
 SET=${TMPDIR:-/tmp}/rota-ga-cvrp100.jsonl
-rota generate --problem cvrp --nodes 100 --count "${1:-32}" --seed 0 --out "$SET"
-taskset -c 1 python benchmarks/ga/throughput.py "$SET" --out benchmarks/ga/throughput.md
+rota generate --problem cvrp --nodes 100 --count "${1:-1024}" --seed 0 --out "$SET"
+python benchmarks/ga/throughput.py "$SET" --out benchmarks/ga/throughput.md --generations 5
