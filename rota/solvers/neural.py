@@ -28,6 +28,13 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "models" / "checkpoints"
 OPTIONS = ("checkpoint", "decoding", "augment", "samples", "device")
 
 
+def latest_shipped(prefix: str) -> Path | None:
+    """The last shipped model file named ``PREFIX-*.pt`` (the contacts and placement
+    models), or ``None`` when there is none."""
+    found = sorted(CHECKPOINTS.glob(f"{prefix}-*.pt"))
+    return found[-1] if found else None
+
+
 def shipped_models() -> dict[str, list[tuple[int, Path]]]:
     """Shipped model files by problem: ``{problem: [(nodes, path), ...]}``."""
     import re

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import rota
+import rota.solvers.neural
 from rota.data.placement import generate_instance
 from rota.errors import UnsupportedInstanceError
 from rota.models.placement import PlacementModelConfig, PlacementPolicy, save_model
@@ -89,7 +90,7 @@ def test_contiguous_is_kept_when_no_rollout_beats_it(model_file):
 
 
 def test_without_a_model_the_solver_refuses_by_name(monkeypatch, tmp_path):
-    monkeypatch.setattr(neural, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(rota.solvers.neural, "CHECKPOINTS", tmp_path)
     with pytest.raises(UnsupportedInstanceError, match="no shipped placement model"):
         rota.solve(instance(), solver="neural", time_limit=1)
 

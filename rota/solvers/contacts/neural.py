@@ -39,10 +39,9 @@ from rota.solvers.base import (
     finish,
     reconfigured,
 )
+from rota.solvers.neural import latest_shipped
 from rota.solvers.stopping import Stop
 
-#: Where shipped model files live (package data).
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 OPTIONS = ("model", "decoding", "samples", "device", "greedy_floor")
 #: Sampled rollouts per instance in one iteration.
 CHUNK = 16
@@ -50,8 +49,7 @@ CHUNK = 16
 
 def shipped_model() -> Path | None:
     """The shipped contacts model file (the last by name), if any."""
-    found = sorted(CHECKPOINTS.glob("contacts-*.pt"))
-    return found[-1] if found else None
+    return latest_shipped("contacts")
 
 
 class NeuralContacts(RequiresModules):

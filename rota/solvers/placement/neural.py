@@ -37,10 +37,9 @@ from rota.solvers.base import (
     finish,
     reconfigured,
 )
+from rota.solvers.neural import latest_shipped
 from rota.solvers.stopping import Stop
 
-#: Where shipped model files live (package data).
-CHECKPOINTS = Path(__file__).resolve().parents[2] / "models" / "checkpoints"
 DEVICES = ("auto", "cpu", "cuda")
 #: :data:`rota.models.placement.DECODINGS`, named here so that listing solvers imports no torch.
 DECODINGS = ("greedy", "sampling", "both")
@@ -49,8 +48,7 @@ _OPTION_NAMES = ("model", "decoding", "samples", "chunk", "device")
 
 def shipped_model() -> Path | None:
     """The shipped placement model file, or ``None`` when there is none."""
-    found = sorted(CHECKPOINTS.glob("placement-*.pt"))
-    return found[-1] if found else None
+    return latest_shipped("placement")
 
 
 class NeuralPlacement(RequiresModules):
@@ -219,4 +217,4 @@ class _Budget:
         return not (timed_chunk and took > self.stop.remaining)
 
 
-__all__ = ["CHECKPOINTS", "DECODINGS", "NeuralPlacement", "shipped_model"]
+__all__ = ["DECODINGS", "NeuralPlacement", "shipped_model"]
