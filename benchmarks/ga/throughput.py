@@ -69,6 +69,8 @@ def main() -> None:
     instances = rota.read_set(args.set)
     count = len(instances)
     device = "cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        device = f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
     ga_runs = [
         (f"ga P={GA_OPTIONS['population']}, {g} generations", f"iterations={g}")
         for g in (int(x) for x in args.generations.split(","))

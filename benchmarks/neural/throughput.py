@@ -2,13 +2,14 @@
 
 Usage (from the repository root, after ``bash benchmarks/neural/run.sh``)::
 
-    python benchmarks/neural/throughput.py [--threads 1]
+    python benchmarks/neural/throughput.py [--threads 1] [--sets out/neural] [--out FILE]
 
 ``rota bench`` times one instance per run; this decodes each whole test set
 in one call (``rota.solve(list, solver="neural")``), as a user with many
 instances would, and reports the wall time per instance beside the mean gap
 to the PyVRP 10 s runs of the same bench (``runs.csv``). Writes
-``throughput.md``.
+``throughput.md`` beside this file (or ``--out``); decodes on a GPU when torch
+sees one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import torch
 import rota
 
 HERE = Path(__file__).resolve().parent
-SETS = Path("out/neural")
 DECODINGS = (
     ("greedy", {"decoding": "greedy", "augment": 1}),
     ("multistart", {"decoding": "multistart", "augment": 1}),
@@ -46,10 +46,15 @@ def pyvrp_costs() -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sets", type=Path, default=Path("out/neural"), help="PROBLEM.jsonl")
+    parser.add_argument("--out", type=Path, default=HERE / "throughput.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     reference = pyvrp_costs()
-    device = "cuda" if torch.cuda.is_available() else f"CPU, {args.threads} torch thread(s)"
+    if torch.cuda.is_available():
+        device = f"GPU {torch.cuda.get_device_name(0)} (torch {torch.__version__})"
+    else:
+        device = f"CPU, {args.threads} torch thread(s)"
     lines = [
         "# Batched neural decoding on the test sets", "",
         "Command: `python benchmarks/neural/throughput.py "
@@ -63,7 +68,7 @@ def main() -> None:
         "|---|---|---:|---:|---:|",
     ]  # fmt: skip
     for problem in ("atsp", "acvrp", "acvrptw", "cvrp"):
-        instances = rota.read_set(SETS / f"{problem}.jsonl")
+        instances = rota.read_set(args.sets / f"{problem}.jsonl")
         for label, options in DECODINGS:
             rota.solve(instances[:2], solver="neural", **options)  # load and warm up
             started = time.perf_counter()
@@ -77,7 +82,7 @@ def main() -> None:
             gap = f"{np.mean(gaps):.2f}" if gaps else "–"
             lines.append(f"| {problem}100 | {label} | {len(instances)} | {seconds:.4f} | {gap} |")
             print(lines[-1], flush=True)
-    (HERE / "throughput.md").write_text("\n".join(lines) + "\n")
+    args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -901,6 +901,9 @@ def train(
     strategy: Annotated[
         str, typer.Option(help="auto (one process) or ddp (distributed data parallel).")
     ] = "auto",
+    export_minutes: Annotated[
+        float, typer.Option(help="Minutes between exports of model.pt and the checkpoint.")
+    ] = 5.0,
     option: Annotated[
         list[str] | None,
         typer.Option("--option", "-o", help="A family trainer's setting KEY=VALUE (repeatable)."),
@@ -916,7 +919,7 @@ def train(
             out=out, max_time=parse_duration(max_time), device=device, resume=resume,
             init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr,
             val_size=val_size, seed=seed, threads=threads, devices=devices,
-            strategy=strategy, command=command_line(),
+            strategy=strategy, export_minutes=export_minutes, command=command_line(),
         )  # fmt: skip
         _report_training(out, family_trainer(problem)(run, parse_options(option)))
         return
@@ -935,7 +938,7 @@ def train(
         device=device, resume=resume, init=init, batch_size=batch_size, starts=starts,
         epoch_size=epoch_size, lr=lr,
         val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
-        devices=devices, strategy=strategy,
+        devices=devices, strategy=strategy, export_minutes=export_minutes,
         config=ModelConfig(embed_dim=embed_dim, num_layers=layers, ff_hidden=4 * embed_dim,
                            timed=problem_timed),
         command=command_line(),

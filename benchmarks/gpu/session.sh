@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# A lent GPU's work for issues 9 and 10, as one call of the device tool (README.md beside
+# this file): `bash benchmarks/gpu/session.sh`, carrying gpu-carry/ (prepare.sh). Runs on
+# the device machine, which sets $OUT; every phase is bounded and writes under $OUT as it
+# goes, so a cut-off call still returns what was done:
+#   1. batched neural decoding of the 128-instance test sets on the GPU (issue 9's timing);
+#   2. ga on 1,024 CVRP100 in one call on the GPU, then PyVRP in one process per core
+#      (issue 10's throughput);
+#   3. the ATSP100 and ACVRP100 models trained on, from the shipped ones, side by side on
+#      the GPU until the call's budget is spent (snapshots in $OUT/runs.tar.gz).
+set -uo pipefail
+: "${OUT:?run this through the device tool, which sets OUT}"
+BUDGET=${BUDGET:-560}   # seconds for the whole call, as its timeout_s allows
+PROBLEMS=${PROBLEMS:-atsp acvrp}
+# smaller sets and DEVICE=cpu rehearse the script on a machine without a GPU
+TEST_COUNT=${TEST_COUNT:-128}
+GA_COUNT=${GA_COUNT:-1024}
+DEVICE=${DEVICE:-cuda}
+PHASES=${PHASES:-1 2 3}
+CARRY=gpu-carry
+CITY=$CARRY/helsinki-1000.npz
+RUNS=/tmp/runs
+began=$SECONDS
+log() { echo "[$((SECONDS - began)) s] $*" | tee -a "$OUT/log.txt"; }
+left() { echo $((BUDGET - (SECONDS - began))); }
+
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$CARRY"/whl/*.whl || { log "wheels did not install"; exit 1; }
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+rota() { python3 -c 'from rota.cli.main import main; main()' "$@"; }
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+    nproc
+    python3 -c 'import torch; from importlib.metadata import version
+for name in ("torch", "lightning", "rl4co", "tensordict", "torchrl", "pyvrp"): print(name, version(name))
+print("cuda", torch.cuda.is_available())'
+} >"$OUT/env.txt" 2>&1
+log "installed: $(tr '\n' ' ' <"$OUT/env.txt")"
+
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
+
+if phase 1; then
+    log "phase 1: neural decoding"
+    SETS=/tmp/neural
+    mkdir -p $SETS
+    for problem in atsp acvrp acvrptw; do
+        rota generate --problem $problem --city $CITY --area test --nodes 100 \
+            --count $TEST_COUNT --seed 20000 --out $SETS/$problem.jsonl >>"$OUT/log.txt" 2>&1
+    done
+    rota generate --problem cvrp --nodes 100 --count $TEST_COUNT --seed 20000 \
+        --out $SETS/cvrp.jsonl >>"$OUT/log.txt" 2>&1
+    timeout 120 python3 benchmarks/neural/throughput.py --threads 4 --sets $SETS \
+        --out "$OUT/neural-throughput.md" >>"$OUT/log.txt" 2>&1
+    log "phase 1 ended with $?"
+fi
+
+if phase 2; then
+    log "phase 2: ga throughput"
+    rota generate --problem cvrp --nodes 100 --count $GA_COUNT --seed 0 \
+        --out /tmp/cvrp-ga.jsonl >>"$OUT/log.txt" 2>&1
+    timeout 240 python3 benchmarks/ga/throughput.py /tmp/cvrp-ga.jsonl --generations 5 \
+        --workers "$(nproc)" --device $DEVICE --out "$OUT/ga-throughput.md" >>"$OUT/log.txt" 2>&1
+    log "phase 2 ended with $?"
+fi
+
+# Training stops on its own clock; the rest of the budget is for its final evaluation
+# (32 validation instances, three decodings, on the CPU) and the last snapshot.
+train_seconds=$(($(left) - 75))
+if phase 3 && [ "$train_seconds" -lt 30 ]; then
+    log "phase 3 skipped: $train_seconds s left to train"
+elif phase 3; then
+    log "phase 3: training $PROBLEMS for $train_seconds s each"
+    mkdir -p $RUNS
+    for problem in $PROBLEMS; do
+        mkdir -p $RUNS/${problem}100
+        cp $CARRY/runs/${problem}100/validation.json $RUNS/${problem}100/
+        rota train --problem $problem --nodes 100 --city $CITY --max-time "${train_seconds}s" \
+            --init rota/models/checkpoints/${problem}100.pt --out $RUNS/${problem}100 \
+            --batch-size 64 --lr 2e-4 --device ${DEVICE/cuda/gpu} --threads 4 --export-minutes 1 \
+            >$RUNS/${problem}100.log 2>&1 &
+    done
+    snapshot() {  # tar's status 1 is a file written while read: the next snapshot has it
+        tar -czf "$OUT/runs.tar.gz.part" --warning=no-file-changed -C /tmp runs
+        [ $? -le 1 ] && mv "$OUT/runs.tar.gz.part" "$OUT/runs.tar.gz"
+    }
+    while [ -n "$(jobs -r)" ] && [ "$(left)" -gt 10 ]; do
+        sleep 20
+        snapshot
+    done
+    wait
+    snapshot
+    log "phase 3 ended: $(grep -h 'validation gap' $RUNS/*.log | tr '\n' ';')"
+fi
