@@ -902,7 +902,8 @@ def train(
         str, typer.Option(help="auto (one process) or ddp (distributed data parallel).")
     ] = "auto",
     export_minutes: Annotated[
-        float, typer.Option(help="Minutes between exports of model.pt and the checkpoint.")
+        float,
+        typer.Option(help="Minutes between exports of model.pt and the checkpoint (0: each step)."),
     ] = 5.0,
     option: Annotated[
         list[str] | None,

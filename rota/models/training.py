@@ -86,9 +86,9 @@ class RunSpec:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if not (self.export_minutes > 0 and np.isfinite(self.export_minutes)):
-            raise ValueError(
-                f"export_minutes must be a positive number, got {self.export_minutes!r}"
+        if not (self.export_minutes >= 0 and np.isfinite(self.export_minutes)):
+            raise ValueError(  # 0 exports after every step
+                f"export_minutes must be a number >= 0, got {self.export_minutes!r}"
             )
         if self.init is not None and self.resume:
             raise ValueError("--init starts a new run from a model; --resume continues one")

@@ -309,7 +309,7 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
         (["--problem", "acvrp"], "trains on a city: give --city"),
         (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
-        (["--problem", "cvrp", "--export-minutes", "0"], "export_minutes must be a positive"),
+        (["--problem", "cvrp", "--export-minutes", "-1"], "export_minutes must be a number >= 0"),
         (["--problem", "cvrp", "--starts", "500"], "starts must be between 2 and 100"),
         (["--problem", "cvrp", "--resume"], "--resume: no checkpoint to resume"),
         (["--problem", "cvrp", "--resume", "--init", "m.pt"], "--init starts a new run"),

@@ -67,7 +67,7 @@ def test_fit_trains_for_its_budget_exports_and_resumes(tmp_path: Path):
         ({"max_time": 0}, "max_time must be a positive number"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"lr": -1.0}, "lr must be a positive number"),
-        ({"export_minutes": 0.0}, "export_minutes must be a positive number"),
+        ({"export_minutes": -1.0}, "export_minutes must be a number >= 0"),
         ({"device": "tpu"}, "device is 'tpu'"),
         ({"devices": 2}, "training on several needs --strategy ddp"),
         ({"resume": True, "init": Path("m.pt")}, "--init starts a new run"),
