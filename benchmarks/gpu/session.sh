@@ -28,6 +28,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     --target /tmp/site "$CARRY"/whl/*.whl || { log "wheels did not install"; exit 1; }
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 rota() { python3 -c 'from rota.cli.main import main; main()' "$@"; }
+export -f rota  # for the scripts it calls
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
     nproc
@@ -42,13 +43,7 @@ phase() { [[ " $PHASES " == *" $1 "* ]]; }
 if phase 1; then
     log "phase 1: neural decoding"
     SETS=/tmp/neural
-    mkdir -p $SETS
-    for problem in atsp acvrp acvrptw; do
-        rota generate --problem $problem --city $CITY --area test --nodes 100 \
-            --count $TEST_COUNT --seed 20000 --out $SETS/$problem.jsonl >>"$OUT/log.txt" 2>&1
-    done
-    rota generate --problem cvrp --nodes 100 --count $TEST_COUNT --seed 20000 \
-        --out $SETS/cvrp.jsonl >>"$OUT/log.txt" 2>&1
+    bash benchmarks/neural/sets.sh $CITY $SETS $TEST_COUNT >>"$OUT/log.txt" 2>&1
     timeout 120 python3 benchmarks/neural/throughput.py --threads 4 --sets $SETS \
         --out "$OUT/neural-throughput.md" >>"$OUT/log.txt" 2>&1
     log "phase 1 ended with $?"

@@ -11,14 +11,9 @@ WORKERS=${2:-1}
 CITY=out/helsinki-1000.npz
 SETS=out/neural
 OUT=benchmarks/neural
-mkdir -p "$SETS"
+mkdir -p out
 [ -f "$CITY" ] || rota data city --points 1000 --seed 0 --out "$CITY"
-for problem in atsp acvrp acvrptw; do
-    [ -f "$SETS/$problem.jsonl" ] || rota generate --problem $problem --city "$CITY" \
-        --area test --nodes 100 --count "$COUNT" --seed 20000 --out "$SETS/$problem.jsonl"
-done
-[ -f "$SETS/cvrp.jsonl" ] || rota generate --problem cvrp --nodes 100 --count "$COUNT" \
-    --seed 20000 --out "$SETS/cvrp.jsonl"
+bash benchmarks/neural/sets.sh "$CITY" "$SETS" "$COUNT"
 sets=("$SETS"/atsp.jsonl "$SETS"/acvrp.jsonl "$SETS"/acvrptw.jsonl "$SETS"/cvrp.jsonl)
 bench() { rota bench "${sets[@]}" --seeds 1 --workers "$WORKERS" --out "$OUT" "$@"; }
 bench --solvers pyvrp --time-limit 10
