@@ -7,10 +7,10 @@ relocate ``u`` (or the two or three clients from ``u`` on: or-opt) after
 route continues with ``v`` and ``v``'s former predecessor with ``u``'s
 tail: tails are exchanged, never reversed, so asymmetric matrices are safe),
 2-opt inside a route (symmetric instances only: it reverses a segment), and
-``u`` into an empty route. Each client keeps its best move; a move is applied
-when it is the best move touching each of its (one or two) routes, so the
-applied moves touch disjoint routes, their gains add up exactly, and the
-penalised cost falls by their sum. Rounds repeat until nothing improves.
+``u`` into an empty route. Each client keeps its best move; the moves applied
+are chosen greedily by gain on pairwise disjoint routes (:func:`_disjoint`),
+so their gains add up exactly and the penalised cost falls by their sum.
+Rounds repeat until nothing improves.
 
 Gains are penalised costs: distance, plus weights on load over capacity and
 on time warp (HGS-CVRP's time-window segments, concatenated in O(1) from
@@ -386,20 +386,37 @@ def improve_round(
 
 
 def _disjoint(gain: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, M: int) -> torch.Tensor:
-    """Improving moves that are the best (then lowest client) of each route they touch."""
+    """Improving moves on pairwise disjoint routes, chosen greedily by gain.
+
+    A pass accepts each move that is the best (then lowest client) of every
+    route it touches among the moves still open; the routes it touches then
+    close, with every move that touches them. Passes repeat until no move is
+    open, so the accepted set is maximal: a single pass leaves a route idle
+    whenever its best move lost its other route to a better one, and took
+    about three moves per individual per round on CVRP100 with thirteen routes.
+    Every pass accepts at least the best open move of each individual, so the
+    passes end.
+    """
     B, P, N = gain.shape
-    improving = gain > EPSILON
-    gain = torch.where(improving, gain, -torch.inf)
-    best = torch.full((B, P, M), -torch.inf, dtype=gain.dtype, device=gain.device)
-    best.scatter_reduce_(2, r1, gain, "amax")
-    best.scatter_reduce_(2, r2, gain, "amax")
-    top = (gain == best.gather(2, r1)) & (gain == best.gather(2, r2)) & improving
     ids = torch.arange(N, device=gain.device).expand(B, P, N)
-    big = torch.full_like(ids, N)
-    first = torch.full((B, P, M), N, dtype=torch.int64, device=gain.device)
-    first.scatter_reduce_(2, r1, torch.where(gain == best.gather(2, r1), ids, big), "amin")
-    first.scatter_reduce_(2, r2, torch.where(gain == best.gather(2, r2), ids, big), "amin")
-    return top & (first.gather(2, r1) == ids) & (first.gather(2, r2) == ids)
+    accept = torch.zeros_like(gain, dtype=torch.bool)
+    open_ = gain > EPSILON
+    while bool(open_.any()):
+        score = torch.where(open_, gain, -torch.inf)
+        best = torch.full((B, P, M), -torch.inf, dtype=gain.dtype, device=gain.device)
+        best.scatter_reduce_(2, r1, score, "amax")
+        best.scatter_reduce_(2, r2, score, "amax")
+        top1, top2 = score == best.gather(2, r1), score == best.gather(2, r2)
+        first = torch.full((B, P, M), N, dtype=torch.int64, device=gain.device)
+        first.scatter_reduce_(2, r1, torch.where(top1, ids, N), "amin")
+        first.scatter_reduce_(2, r2, torch.where(top2, ids, N), "amin")
+        chosen = open_ & top1 & top2 & (first.gather(2, r1) == ids) & (first.gather(2, r2) == ids)
+        accept |= chosen
+        closed = torch.zeros((B, P, M), dtype=torch.int64, device=gain.device)
+        closed.scatter_add_(2, r1, chosen.long())
+        closed.scatter_add_(2, r2, chosen.long())
+        open_ &= (closed.gather(2, r1) == 0) & (closed.gather(2, r2) == 0)
+    return accept
 
 
 def _apply(seq: torch.Tensor, accept: torch.Tensor, f: dict, S: int) -> torch.Tensor:
