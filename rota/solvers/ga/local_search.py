@@ -400,9 +400,9 @@ def _disjoint(gain: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, M: int) ->
     B, P, N = gain.shape
     ids = torch.arange(N, device=gain.device).expand(B, P, N)
     accept = torch.zeros_like(gain, dtype=torch.bool)
-    open_ = gain > EPSILON
-    while bool(open_.any()):
-        score = torch.where(open_, gain, -torch.inf)
+    pending = gain > EPSILON
+    while bool(pending.any()):
+        score = torch.where(pending, gain, -torch.inf)
         best = torch.full((B, P, M), -torch.inf, dtype=gain.dtype, device=gain.device)
         best.scatter_reduce_(2, r1, score, "amax")
         best.scatter_reduce_(2, r2, score, "amax")
@@ -410,12 +410,12 @@ def _disjoint(gain: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, M: int) ->
         first = torch.full((B, P, M), N, dtype=torch.int64, device=gain.device)
         first.scatter_reduce_(2, r1, torch.where(top1, ids, N), "amin")
         first.scatter_reduce_(2, r2, torch.where(top2, ids, N), "amin")
-        chosen = open_ & top1 & top2 & (first.gather(2, r1) == ids) & (first.gather(2, r2) == ids)
+        chosen = pending & top1 & top2 & (first.gather(2, r1) == ids) & (first.gather(2, r2) == ids)
         accept |= chosen
         closed = torch.zeros((B, P, M), dtype=torch.int64, device=gain.device)
         closed.scatter_add_(2, r1, chosen.long())
         closed.scatter_add_(2, r2, chosen.long())
-        open_ &= (closed.gather(2, r1) == 0) & (closed.gather(2, r2) == 0)
+        pending &= (closed.gather(2, r1) == 0) & (closed.gather(2, r2) == 0)
     return accept
 
 
