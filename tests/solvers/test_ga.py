@@ -15,7 +15,13 @@ from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_inst
 torch = pytest.importorskip("torch")
 
 from rota.solvers.ga.encoding import encode  # noqa: E402
-from rota.solvers.ga.local_search import improve_round, local_search, penalised  # noqa: E402
+from rota.solvers.ga.local_search import (  # noqa: E402
+    EPSILON,
+    _disjoint,
+    improve_round,
+    local_search,
+    penalised,
+)
 from rota.solvers.ga.operators import order_crossover, route_crossover  # noqa: E402
 from rota.solvers.ga.split import split  # noqa: E402
 
@@ -146,6 +152,30 @@ def test_local_search_ends_where_no_move_inside_a_route_helps(kind: str, seed: i
         ]
         flats = torch.tensor([[0, *t, *[0] * (seq.shape[2] - n - 1)] for t in neighbours])
         assert penalised(batch, flats[None], weights).min() >= cost[p] - 1e-9, (kind, p)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(routes=st.integers(1, 6), clients=st.integers(1, 12), seed=st.integers(0, 2**16))
+def test_moves_chosen_touch_disjoint_routes_and_no_improving_move_is_left_out(
+    routes: int, clients: int, seed: int
+) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    shape = (2, 3, clients)
+    # few distinct gains, so ties between moves are common
+    gain = torch.randint(-2, 4, shape, generator=generator).double()
+    r1 = torch.randint(0, routes, shape, generator=generator)
+    r2 = torch.where(torch.rand(shape, generator=generator) < 0.3, r1,
+                     torch.randint(0, routes, shape, generator=generator))  # fmt: skip
+    accept = _disjoint(gain, r1, r2, routes)
+    assert bool((gain[accept] > EPSILON).all())
+    for b in range(2):
+        for p in range(3):
+            taken = [m for m in range(clients) if accept[b, p, m]]
+            used = [r for m in taken for r in {int(r1[b, p, m]), int(r2[b, p, m])}]
+            assert len(used) == len(set(used))  # no route touched twice
+            for m in range(clients):  # maximal: an improving move left out meets a taken route
+                if gain[b, p, m] > EPSILON and m not in taken:
+                    assert {int(r1[b, p, m]), int(r2[b, p, m])} & set(used)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

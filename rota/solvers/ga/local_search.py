@@ -389,12 +389,12 @@ def _disjoint(gain: torch.Tensor, r1: torch.Tensor, r2: torch.Tensor, M: int) ->
     """Improving moves on pairwise disjoint routes, chosen greedily by gain.
 
     A pass accepts each move that is the best (then lowest client) of every
-    route it touches among the moves still open; the routes it touches then
+    route it touches among the moves still pending; the routes it touches then
     close, with every move that touches them. Passes repeat until no move is
-    open, so the accepted set is maximal: a single pass leaves a route idle
+    pending, so the accepted set is maximal: a single pass leaves a route idle
     whenever its best move lost its other route to a better one, and took
     about three moves per individual per round on CVRP100 with thirteen routes.
-    Every pass accepts at least the best open move of each individual, so the
+    Every pass accepts at least the best pending move of each individual, so the
     passes end.
     """
     B, P, N = gain.shape
