@@ -886,7 +886,16 @@ def train(
         int | None, typer.Option(help="POMO starts per instance (default: every client).")
     ] = None,
     epoch_size: Annotated[int, typer.Option(help="Instances per epoch (then validation).")] = 1280,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate (this run's, also when resumed).")
+    ] = 1e-4,
+    lr_final: Annotated[
+        float | None,
+        typer.Option(
+            help="Learning rate at the end of the run: lr falls to it along a half "
+            "cosine over --max-time (default: lr throughout)."
+        ),
+    ] = None,
     embed_dim: Annotated[int, typer.Option(help="Model width.")] = 64,
     layers: Annotated[int, typer.Option(help="Encoder blocks.")] = 3,
     val_size: Annotated[int, typer.Option(help="Validation instances (held-out area).")] = 32,
@@ -918,7 +927,7 @@ def train(
 
         run = RunSpec(
             out=out, max_time=parse_duration(max_time), device=device, resume=resume,
-            init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr,
+            init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr, lr_final=lr_final,
             val_size=val_size, seed=seed, threads=threads, devices=devices,
             strategy=strategy, export_minutes=export_minutes, command=command_line(),
         )  # fmt: skip
@@ -937,7 +946,7 @@ def train(
     spec = TrainSpec(
         problem=problem, nodes=nodes, out=out, max_time=parse_duration(max_time), city=city,
         device=device, resume=resume, init=init, batch_size=batch_size, starts=starts,
-        epoch_size=epoch_size, lr=lr,
+        epoch_size=epoch_size, lr=lr, lr_final=lr_final,
         val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
         devices=devices, strategy=strategy, export_minutes=export_minutes,
         config=ModelConfig(embed_dim=embed_dim, num_layers=layers, ff_hidden=4 * embed_dim,

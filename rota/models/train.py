@@ -48,6 +48,7 @@ from rota.models.training import (
     begin,
     cached_record,
     fit,
+    learning_rate_text,
     runs_table,
 )
 
@@ -245,7 +246,7 @@ def card(spec: TrainSpec, config: ModelConfig, record: dict) -> str:
         f"# {spec.problem}{spec.nodes}: RRNCO-style policy trained by POMO", "",
         f"- Data: {record['data']}",
         f"- Model: {json.dumps(config.as_dict())}",
-        f"- Optimiser: Adam, lr {record['lr']}, batch {record['batch_size']}, "
+        f"- Optimiser: Adam, {learning_rate_text(record)}, batch {record['batch_size']}, "
         "POMO shared baseline over "
         + ("every client" if record["starts"] is None else f"{record['starts']} starts"),
         f"- Trained: {record['steps']} steps in {record['wall_seconds'] / 3600:.2f} h "

@@ -50,6 +50,7 @@ from rota.models.training import (
     begin,
     cached_record,
     fit,
+    learning_rate_text,
     runs_table,
 )
 from rota.problems.contacts import ContactInstance
@@ -240,7 +241,8 @@ def card(config: ContactsConfig, record: dict) -> str:
         "",
         f"- Data: {record['data']}",
         f"- Model: {json.dumps(config.as_dict())}",
-        f"- Optimiser: Adam, lr {record['lr']}, batch {record['batch_size']} instances x "
+        f"- Optimiser: Adam, {learning_rate_text(record)}, "
+        f"batch {record['batch_size']} instances x "
         f"{record['samples']} rollouts, shared baseline (their mean), advantages scaled by "
         "their running standard deviation",
         f"- Trained: {record['steps']} steps in {record['wall_seconds'] / 60:.1f} min "

@@ -50,7 +50,15 @@ from rota.models.placement import (
     load_model,
     save_model,
 )
-from rota.models.training import RunSpec, ValidationGap, begin, cached_record, fit, runs_table
+from rota.models.training import (
+    RunSpec,
+    ValidationGap,
+    begin,
+    cached_record,
+    fit,
+    learning_rate_text,
+    runs_table,
+)
 
 #: Seed of the validation instances' generator (training draws from the run's seed).
 VALIDATION_SEED = 20_000
@@ -223,7 +231,8 @@ def card(config: PlacementModelConfig, record: dict) -> str:
         "# placement: learned expert placer trained by REINFORCE", "",
         f"- Data: {record['data']}",
         f"- Model: {json.dumps(config.as_dict())}",
-        f"- Optimiser: Adam, lr {record['lr']}, batch {record['batch_size']} instances x "
+        f"- Optimiser: Adam, {learning_rate_text(record)}, "
+        f"batch {record['batch_size']} instances x "
         f"{settings['samples']} sampled rollouts, shared baseline (their mean), relative "
         "advantage",
         f"- Trained: {record['steps']} steps in {record['wall_seconds'] / 3600:.2f} h "

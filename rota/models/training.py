@@ -64,6 +64,9 @@ class RunSpec:
     batch_size: int = 64
     epoch_size: int = 1280
     lr: float = 1e-4
+    #: Where the learning rate ends: it falls from ``lr`` to this along a half cosine
+    #: over the run's wall-clock budget (``None``: ``lr`` throughout).
+    lr_final: float | None = None
     val_size: int = 32
     seed: int = 0
     threads: int | None = None
@@ -86,6 +89,10 @@ class RunSpec:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not (self.lr > 0 and np.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.lr_final is not None and not (0 <= self.lr_final <= self.lr):
+            raise ValueError(
+                f"lr_final must be a number between 0 and lr ({self.lr:g}), got {self.lr_final!r}"
+            )
         if not (self.export_minutes >= 0 and np.isfinite(self.export_minutes)):
             raise ValueError(  # 0 exports after every step
                 f"export_minutes must be a number >= 0, got {self.export_minutes!r}"
@@ -109,6 +116,13 @@ class RunSpec:
     @property
     def last_checkpoint(self) -> Path:
         return self.out / "checkpoints" / "last.ckpt"
+
+    def learning_rate(self, elapsed: float) -> float:
+        """The learning rate after ``elapsed`` seconds of this run."""
+        if self.lr_final is None:
+            return self.lr
+        done = min(1.0, elapsed / self.max_time)
+        return self.lr_final + (self.lr - self.lr_final) * 0.5 * (1 + np.cos(np.pi * done))
 
 
 @dataclass
@@ -297,14 +311,17 @@ def _fit(
             "runs": runs, "steps": sum(r["steps"] for r in runs),
             "wall_seconds": round(sum(r["wall_seconds"] for r in runs), 1),
             "versions": versions(*packages),
-            "batch_size": run.batch_size, "lr": run.lr, **record_fields,
+            "batch_size": run.batch_size, "lr": run.lr, "lr_final": run.lr_final,
+            **record_fields,
         }  # fmt: skip
 
     class Budget(Callback):
-        """Stops this run after its own wall-clock budget; exports the model as it goes.
+        """Stops this run after its own wall-clock budget, sets its learning rate as the
+        budget runs down, and exports the model as it goes.
 
         Under DDP the first process decides and the others follow it: processes that
-        stopped at different steps would wait for each other's gradients for ever.
+        stopped at different steps would wait for each other's gradients for ever, and
+        processes stepping with different learning rates would drift apart.
         """
 
         def __init__(self):
@@ -313,14 +330,24 @@ def _fit(
 
         def on_train_start(self, trainer, pl_module):
             self.first_step = trainer.global_step  # a resumed run starts at its checkpoint's
+            # a resumed optimiser comes back with the learning rate of the run it was saved by
+            self.set_learning_rate(trainer, run.learning_rate(0.0))
 
         def on_train_batch_end(self, trainer, pl_module, *args):
             now = time.perf_counter()
             if trainer.is_global_zero and now - self.exported >= 60 * run.export_minutes:
                 export(pl_module, training_record(trainer.global_step - self.first_step))
                 self.exported = now
-            if trainer.strategy.broadcast(now - started >= run.max_time):
+            elapsed = trainer.strategy.broadcast(now - started)
+            if elapsed >= run.max_time:
                 trainer.should_stop = True
+            self.set_learning_rate(trainer, run.learning_rate(elapsed))
+
+        @staticmethod
+        def set_learning_rate(trainer, lr: float) -> None:
+            for optimizer in trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
     budget = Budget()
     trainer = RL4COTrainer(
@@ -349,6 +376,13 @@ def _fit(
     steps = trainer.global_step - budget.first_step
     record = training_record(steps) if trainer.is_global_zero else None
     return Fitted(trainer, record, steps)
+
+
+def learning_rate_text(record: dict) -> str:
+    """The learning rate of a record's last run, as a card states it."""
+    if record.get("lr_final") is None:
+        return f"lr {record['lr']:g}"
+    return f"lr {record['lr']:g} falling to {record['lr_final']:g} along a half cosine over the run"
 
 
 def runs_table(runs: list[dict], columns: tuple[str, ...] = ()) -> list[str]:

@@ -311,6 +311,7 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
         (["--problem", "cvrp", "--export-minutes", "-1"], "export_minutes must be a number >= 0"),
         (["--problem", "cvrp", "--starts", "500"], "starts must be between 2 and 100"),
+        (["--problem", "cvrp", "--lr-final", "0.1"], "lr_final must be a number between 0 and lr"),
         (["--problem", "cvrp", "--resume"], "--resume: no checkpoint to resume"),
         (["--problem", "cvrp", "--resume", "--init", "m.pt"], "--init starts a new run"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,14 @@ class Regression:
     """A one-weight least-squares fit as a Lightning module: the harness, nothing else."""
 
     @staticmethod
-    def module():
+    def module(lr: float = 0.5):
         import lightning.pytorch as pl
 
         class Module(pl.LightningModule):
             def __init__(self):
                 super().__init__()
                 self.weight = torch.nn.Parameter(torch.zeros(1))
+                self.lrs: list[float] = []
 
             def train_dataloader(self):
                 generator = torch.Generator().manual_seed(0)
@@ -32,17 +34,20 @@ class Regression:
                 x, y = batch
                 loss = ((self.weight * x - y) ** 2).mean()
                 self.log("loss", loss)
+                self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
                 return loss
 
             def configure_optimizers(self):
-                return torch.optim.SGD(self.parameters(), lr=0.5)
+                return torch.optim.SGD(self.parameters(), lr=lr)
 
         return Module()
 
 
 def test_fit_trains_for_its_budget_exports_and_resumes(tmp_path: Path):
     exported: list[dict] = []
-    run = RunSpec(out=tmp_path, max_time=0.5, device="cpu", export_minutes=0.0, command="one")
+    run = RunSpec(
+        out=tmp_path, max_time=0.5, device="cpu", lr=0.5, export_minutes=0.0, command="one"
+    )
     first = fit(Regression.module(), run, lambda m, r: exported.append(r), history=[],
                 run_fields={"shape": "1x1"}, record_fields={"data": "x in [0, 1)"})  # fmt: skip
     assert first.steps > 0 and first.record["steps"] == first.steps
@@ -51,7 +56,7 @@ def test_fit_trains_for_its_budget_exports_and_resumes(tmp_path: Path):
     assert run.last_checkpoint.is_file() and (tmp_path / "metrics" / "version_0").is_dir()
     assert float(first.trainer.lightning_module.weight.detach()) == pytest.approx(3, abs=0.05)
 
-    resumed = RunSpec(out=tmp_path, max_time=0.5, device="cpu", resume=True, command="two")
+    resumed = RunSpec(out=tmp_path, max_time=0.5, device="cpu", lr=0.5, resume=True, command="two")
     second = fit(Regression.module(), resumed, lambda m, r: None, history=first.record["runs"])
     assert [r["command"] for r in second.record["runs"]] == ["one", "two"]
     assert second.record["steps"] == first.steps + second.steps
@@ -61,12 +66,29 @@ def test_fit_trains_for_its_budget_exports_and_resumes(tmp_path: Path):
     assert len(table) == 4 and "| 1x1 |" in table[2] and "`two`" in table[3]
 
 
+def test_the_learning_rate_is_the_runs_own_also_when_resumed_and_falls_to_lr_final(
+    tmp_path: Path,
+):
+    first = RunSpec(out=tmp_path, max_time=0.3, device="cpu", lr=0.5, command="one")
+    fit(Regression.module(lr=0.5), first, lambda m, r: None, history=[])
+    # the restored optimiser state carries the first run's 0.5; this run asks for 0.2 to 0.02
+    second = RunSpec(out=tmp_path, max_time=0.5, device="cpu", lr=0.2, lr_final=0.02, resume=True)
+    module = Regression.module(lr=0.5)
+    fitted = fit(module, second, lambda m, r: None, history=[{"steps": 1, "wall_seconds": 1}])
+    assert module.lrs[0] == pytest.approx(0.2) and len(module.lrs) > 10
+    assert all(a >= b for a, b in itertools.pairwise(module.lrs))  # it only falls
+    assert fitted.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.02)
+    assert fitted.record["lr"] == 0.2 and fitted.record["lr_final"] == 0.02
+    assert second.learning_rate(0.25) == pytest.approx(0.11)  # halfway down the cosine
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"max_time": 0}, "max_time must be a positive number"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"lr": -1.0}, "lr must be a positive number"),
+        ({"lr": 1e-4, "lr_final": 1e-3}, "lr_final must be a number between 0 and lr"),
         ({"export_minutes": -1.0}, "export_minutes must be a number >= 0"),
         ({"device": "tpu"}, "device is 'tpu'"),
         ({"devices": 2}, "training on several needs --strategy ddp"),
