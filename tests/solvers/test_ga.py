@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -235,6 +237,27 @@ def test_route_crossover_keeps_whole_routes_of_the_first_parent(
     assert any(inherits(k, c) for k in range(len(kept)) for c in counts), (routes, child)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=1, max_size=4), st.integers(0, 2**31))
+def test_nearest_walks_visit_every_client_once_and_step_to_the_nearest_biased_one(
+    sizes: list[int], seed: int
+) -> None:
+    from rota.solvers.ga.rng import CounterRng
+    from rota.solvers.ga.search import _nearest_tours
+
+    instances = [random_instance(seed + k, n, "acvrp") for k, n in enumerate(sizes)]
+    batch = encode(instances, CPU, 4)
+    walkers = torch.ones(len(sizes), dtype=torch.bool)
+    tours = _nearest_tours(batch, CounterRng(seed, CPU), 5, 0.0, walkers)
+    for b, n in enumerate(sizes):
+        for tour in tours[b].tolist():
+            assert sorted(tour[:n]) == list(range(1, n + 1)) and not any(tour[n:])
+            for here, there in itertools.pairwise(tour[:n]):  # spread 0: the nearest left
+                left = [c for c in range(1, n + 1) if c not in tour[: tour.index(there)]]
+                cost = batch.cost[b, here]
+                assert float(cost[there]) == min(float(cost[c]) for c in left)
+
+
 def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     instance = random_instance(7, 30, "cvrp")
     first, again = solve(instance, seed=5), solve(instance, seed=5)
@@ -242,11 +265,12 @@ def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     assert first.objective == again.objective
 
 
-def test_a_batch_gets_the_results_of_solving_one_by_one() -> None:
+@pytest.mark.parametrize("start", ["auto", "nearest", "random"])
+def test_a_batch_gets_the_results_of_solving_one_by_one(start: str) -> None:
     shapes = ((1, 18, "cvrp"), (2, 25, "vrptw"), (3, 22, "acvrp"))
     instances = [random_instance(seed, n, kind) for seed, n, kind in shapes]
-    together = solve(instances, iterations=4)
-    alone = [solve(instance, iterations=4) for instance in instances]
+    together = solve(instances, iterations=4, start=start)
+    alone = [solve(instance, iterations=4, start=start) for instance in instances]
     for a, b in zip(together, alone, strict=True):
         assert a.solution == b.solution
         assert a.objective == b.objective
@@ -309,4 +333,6 @@ def test_options_are_checked_by_name() -> None:
         backend.configure(device="tpu")
     with pytest.raises(ValueError, match="population must be an integer >= 2, got 1"):
         backend.configure(population=1)
+    with pytest.raises(ValueError, match="start must be one of auto, nearest, random, got 'x'"):
+        backend.configure(start="x")
     assert rota.get_solver("ga").capabilities.batched

@@ -35,6 +35,7 @@ from rota.solvers.stopping import Stop
 #: Devices the ``device`` option accepts.
 DEVICES = ("auto", "cpu", "cuda")
 CROSSOVERS = ("ox", "routes", "mixed", "eax")
+STARTS = ("auto", "nearest", "random")
 
 
 class GASolver:
@@ -51,7 +52,10 @@ class GASolver:
     ``routes``: its slice made of whole routes of the first parent; ``mixed``:
     each child either way, evenly; ``eax``: edge assembly, one AB-cycle of the
     second parent exchanged into the first, on the host; default ``routes``, measured in
-    ``benchmarks/ga/summary.md``) and ``device`` (``auto``, ``cpu`` or ``cuda``).
+    ``benchmarks/ga/summary.md``), ``start`` (the initial giant tours: ``nearest``,
+    randomised nearest-neighbour walks; ``random`` permutations; ``auto``, the default:
+    random with time windows, which the walks ignore, nearest otherwise) and
+    ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 
     name = "ga"
@@ -68,7 +72,7 @@ class GASolver:
         multi_depot=False,
         uncapacitated=True,
     )
-    options = ("population", "offspring", "neighbours", "crossover", "device")
+    options = ("population", "offspring", "neighbours", "crossover", "start", "device")
 
     def __init__(
         self,
@@ -76,6 +80,7 @@ class GASolver:
         offspring: int = 25,
         neighbours: int = 10,
         crossover: str = "routes",
+        start: str = "auto",
         device: str = "auto",
     ) -> None:
         for name, value, low in (
@@ -91,7 +96,9 @@ class GASolver:
             raise ValueError(
                 f"ga: crossover must be one of {', '.join(CROSSOVERS)}, got {crossover!r}"
             )
-        self.crossover = crossover
+        if start not in STARTS:
+            raise ValueError(f"ga: start must be one of {', '.join(STARTS)}, got {start!r}")
+        self.crossover, self.start = crossover, start
         self.population, self.offspring = population, offspring
         self.neighbours, self.device = neighbours, device
 
@@ -143,8 +150,9 @@ class GASolver:
             flats = [flat_from_routes(batch, b, s) for s in solutions]
             starts.append([f for f in flats if f is not None])
         settings = Settings(
-            population=self.population, offspring=self.offspring, crossover=self.crossover
-        )
+            population=self.population, offspring=self.offspring, crossover=self.crossover,
+            start=self.start,
+        )  # fmt: skip
         outcome = run(batch, stop, seed, starts, settings)
         stats = {
             "generations": outcome.generations,
@@ -153,6 +161,7 @@ class GASolver:
             "population": self.population,
             "offspring": self.offspring,
             "crossover": self.crossover,
+            "start": self.start,
         }
         results = []
         for b, instance in enumerate(instances):

@@ -42,6 +42,12 @@ class Settings:
     #: ``ox``, ``routes`` (OX on whole routes of the mother), ``mixed`` (half each) or
     #: ``eax`` (edge assembly, :mod:`rota.solvers.ga.eax`)
     crossover: str = "routes"
+    #: Initial giant tours: ``random`` permutations, ``nearest`` (randomised
+    #: nearest-neighbour walks, :func:`_nearest_tours`) or ``auto``: random with time
+    #: windows (a walk by distance alone left the local search worse off there), else nearest
+    start: str = "auto"
+    #: How far :func:`_nearest_tours` strays from the nearest client
+    spread: float = 1.0
 
 
 @dataclass
@@ -100,6 +106,43 @@ def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
     return tours
 
 
+def _nearest_tours(
+    batch: Batch, rng: CounterRng, count: int, spread: float, walkers: torch.Tensor
+) -> torch.Tensor:
+    """Giant tours that walk to the nearest client left, each individual from its own
+    random client and with its own bias: client ``c`` looks ``1 + spread * u`` times as
+    far as it is (``u`` uniform, one per individual and client), so the walks differ.
+
+    A random tour leaves the local search some hundred moves to make on 100 clients,
+    one per route and round; a walk like this leaves it a few. Only the tours of the
+    instances marked in ``walkers`` (B,) are complete (the walks stop after the most
+    clients of those), but the draws are the same whichever are marked, so that later
+    draws do not depend on the batch.
+    """
+    B, N = batch.size, batch.nodes - 1
+    nodes = torch.arange(1, N + 1, device=batch.device)
+    index = torch.arange(count, device=batch.device).view(count, 1) * _STRIDE + nodes
+    valid = (nodes <= batch.n.view(B, 1, 1)).expand(B, count, N)
+    keys = torch.where(valid, rng.uniform(index).expand(B, count, N), 2.0)
+    bias = (1.0 + spread * rng.uniform(index)).expand(B, count, N)
+    # row c - 1 of the client-to-client costs of an instance is client c's way out
+    arcs = batch.cost[:, 1:, 1:]
+    current = keys.argmin(dim=2)  # client index - 1
+    visited = (~valid).scatter(2, current.unsqueeze(2), True)
+    some = (batch.n > 0).view(B, 1)
+    tours = torch.zeros((B, count, N), dtype=torch.int64, device=batch.device)
+    tours[:, :, 0] = torch.where(some, current + 1, 0)
+    longest = int(torch.where(walkers, batch.n, 0).max()) if B else 0
+    for step in range(1, longest):
+        row = arcs.gather(1, current.unsqueeze(2).expand(B, count, N))
+        following = torch.where(visited, torch.inf, row * bias).argmin(dim=2)
+        visited.scatter_(2, following.unsqueeze(2), True)  # once all are, a no-op
+        left = (step < batch.n).view(B, 1)
+        tours[:, :, step] = torch.where(left, following + 1, 0)
+        current = torch.where(left, following, current)
+    return tours
+
+
 def run(
     batch: Batch,
     stop: Stop,
@@ -116,7 +159,14 @@ def run(
     def out_of_time() -> bool:
         return stop.out_of_time or stop.interrupted
 
-    seq = split(batch, _random_tours(batch, rng, P), weights)
+    tours = _random_tours(batch, rng, P)
+    if settings.start != "random":
+        walkers = torch.ones_like(batch.windowed)
+        if settings.start == "auto":
+            walkers = ~batch.windowed  # per instance: a batch agrees with one by one
+        walks = _nearest_tours(batch, rng, P, settings.spread, walkers)
+        tours = torch.where(walkers.view(B, 1, 1), walks, tours)
+    seq = split(batch, tours, weights)
     for b, flats in enumerate(starts):
         for i, flat in enumerate(flats[:P]):
             seq[b, i] = torch.as_tensor(flat, dtype=torch.int64, device=batch.device)
