@@ -176,6 +176,10 @@ def run(
     best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
     cost = torch.full((B,), torch.inf, dtype=torch.float64, device=batch.device)
     best, cost = _keep_best(given, best, cost, tolerance)
+    # The same tours split under the repair weights: an incumbent from the start, also
+    # where the first local search leaves every individual infeasible and time runs out.
+    strict = _Scored(batch, split(batch, tours, weights * settings.repair_factor), weights)
+    best, cost = _keep_best(strict, best, cost, tolerance)
     best, cost = _keep_best(population, best, cost, tolerance)
 
     generations = 0
