@@ -176,11 +176,16 @@ def run(
     best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
     cost = torch.full((B,), torch.inf, dtype=torch.float64, device=batch.device)
     best, cost = _keep_best(given, best, cost, tolerance)
-    # The same tours split under the repair weights: an incumbent from the start, also
-    # where the first local search leaves every individual infeasible and time runs out.
-    strict = _Scored(batch, split(batch, tours, weights * settings.repair_factor), weights)
-    best, cost = _keep_best(strict, best, cost, tolerance)
     best, cost = _keep_best(population, best, cost, tolerance)
+    missing = ~torch.isfinite(cost)
+    if bool(missing.any()):
+        # The first local search left every individual infeasible (or time cut it short):
+        # the same tours split under the repair weights often give an incumbent. Only the
+        # instances without one take it, so a batch still agrees with one by one.
+        strict = _Scored(batch, split(batch, tours, weights * settings.repair_factor), weights)
+        found, value = _keep_best(strict, best, cost, tolerance)
+        best = torch.where(missing.unsqueeze(1), found, best)
+        cost = torch.where(missing, value, cost)
 
     generations = 0
     while not out_of_time():
