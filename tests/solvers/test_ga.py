@@ -247,8 +247,7 @@ def test_nearest_walks_visit_every_client_once_and_step_to_the_nearest_biased_on
 
     instances = [random_instance(seed + k, n, "acvrp") for k, n in enumerate(sizes)]
     batch = encode(instances, CPU, 4)
-    walkers = torch.ones(len(sizes), dtype=torch.bool)
-    tours = _nearest_tours(batch, CounterRng(seed, CPU), 5, 0.0, walkers)
+    tours = _nearest_tours(batch, CounterRng(seed, CPU), 5, 0.0)
     for b, n in enumerate(sizes):
         for tour in tours[b].tolist():
             assert sorted(tour[:n]) == list(range(1, n + 1)) and not any(tour[n:])
@@ -258,6 +257,31 @@ def test_nearest_walks_visit_every_client_once_and_step_to_the_nearest_biased_on
                 assert float(cost[there]) == min(float(cost[c]) for c in left)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 14), st.integers(0, 2**31))
+def test_with_time_windows_a_walk_goes_on_in_time_or_restarts_at_the_first_closing_window(
+    n: int, seed: int
+) -> None:
+    from rota.solvers.ga.rng import CounterRng
+    from rota.solvers.ga.search import _nearest_tours
+
+    batch = encode([random_instance(seed, n, "vrptw")], CPU, 4)
+    travel, service = batch.travel[0].tolist(), batch.service[0].tolist()
+    early, late = batch.early[0].tolist(), batch.late[0].tolist()
+    for tour in _nearest_tours(batch, CounterRng(seed, CPU), 4, 0.0)[0].tolist():  # no bias
+        assert sorted(tour) == list(range(1, n + 1))
+        clock = max(travel[0][tour[0]], early[tour[0]])
+        for k, (here, there) in enumerate(itertools.pairwise(tour)):
+            left = tour[k + 1 :]
+            reach = {c: max(clock + service[here] + travel[here][c], early[c]) for c in left}
+            if reach[there] <= late[there]:
+                clock = reach[there]
+            else:  # nothing left was reachable in time: a new start, earliest closing first
+                assert all(reach[c] > late[c] for c in left)
+                assert late[there] == min(late[c] for c in left)
+                clock = max(travel[0][there], early[there])
+
+
 def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     instance = random_instance(7, 30, "cvrp")
     first, again = solve(instance, seed=5), solve(instance, seed=5)
@@ -265,7 +289,7 @@ def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     assert first.objective == again.objective
 
 
-@pytest.mark.parametrize("start", ["auto", "nearest", "random"])
+@pytest.mark.parametrize("start", ["nearest", "random"])
 def test_a_batch_gets_the_results_of_solving_one_by_one(start: str) -> None:
     shapes = ((1, 18, "cvrp"), (2, 25, "vrptw"), (3, 22, "acvrp"))
     instances = [random_instance(seed, n, kind) for seed, n, kind in shapes]
@@ -333,6 +357,6 @@ def test_options_are_checked_by_name() -> None:
         backend.configure(device="tpu")
     with pytest.raises(ValueError, match="population must be an integer >= 2, got 1"):
         backend.configure(population=1)
-    with pytest.raises(ValueError, match="start must be one of auto, nearest, random, got 'x'"):
+    with pytest.raises(ValueError, match="start must be one of nearest, random, got 'x'"):
         backend.configure(start="x")
     assert rota.get_solver("ga").capabilities.batched

@@ -35,7 +35,7 @@ from rota.solvers.stopping import Stop
 #: Devices the ``device`` option accepts.
 DEVICES = ("auto", "cpu", "cuda")
 CROSSOVERS = ("ox", "routes", "mixed", "eax")
-STARTS = ("auto", "nearest", "random")
+STARTS = ("nearest", "random")
 
 
 class GASolver:
@@ -53,8 +53,8 @@ class GASolver:
     each child either way, evenly; ``eax``: edge assembly, one AB-cycle of the
     second parent exchanged into the first, on the host; default ``routes``, measured in
     ``benchmarks/ga/summary.md``), ``start`` (the initial giant tours: ``nearest``,
-    randomised nearest-neighbour walks; ``random`` permutations; ``auto``, the default:
-    random with time windows, which the walks ignore, nearest otherwise) and
+    randomised nearest-neighbour walks that keep a clock where there are time windows,
+    the default; ``random`` permutations) and
     ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 
@@ -80,7 +80,7 @@ class GASolver:
         offspring: int = 25,
         neighbours: int = 10,
         crossover: str = "routes",
-        start: str = "auto",
+        start: str = "nearest",
         device: str = "auto",
     ) -> None:
         for name, value, low in (

@@ -42,10 +42,9 @@ class Settings:
     #: ``ox``, ``routes`` (OX on whole routes of the mother), ``mixed`` (half each) or
     #: ``eax`` (edge assembly, :mod:`rota.solvers.ga.eax`)
     crossover: str = "routes"
-    #: Initial giant tours: ``random`` permutations, ``nearest`` (randomised
-    #: nearest-neighbour walks, :func:`_nearest_tours`) or ``auto``: random with time
-    #: windows (a walk by distance alone left the local search worse off there), else nearest
-    start: str = "auto"
+    #: Initial giant tours: ``nearest`` (randomised nearest-neighbour walks, with a clock
+    #: where there are time windows: :func:`_nearest_tours`) or ``random`` permutations
+    start: str = "nearest"
     #: How far :func:`_nearest_tours` strays from the nearest client
     spread: float = 1.0
 
@@ -106,18 +105,21 @@ def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
     return tours
 
 
-def _nearest_tours(
-    batch: Batch, rng: CounterRng, count: int, spread: float, walkers: torch.Tensor
-) -> torch.Tensor:
+def _nearest_tours(batch: Batch, rng: CounterRng, count: int, spread: float) -> torch.Tensor:
     """Giant tours that walk to the nearest client left, each individual from its own
     random client and with its own bias: client ``c`` looks ``1 + spread * u`` times as
     far as it is (``u`` uniform, one per individual and client), so the walks differ.
 
+    With time windows the walk keeps a clock. It goes on to the client nearest by cost
+    plus waiting (priced at the initial time-warp weight) among those it reaches before
+    their windows close; when it reaches none, it starts again from the depot at the
+    client whose window closes first (its closing time biased the same way). Without
+    windows nothing is ever waited for or missed, so an instance walks the same alone or
+    in a batch with windowed ones.
+
     A random tour leaves the local search some hundred moves to make on 100 clients,
-    one per route and round; a walk like this leaves it a few. Only the tours of the
-    instances marked in ``walkers`` (B,) are complete (the walks stop after the most
-    clients of those), but the draws are the same whichever are marked, so that later
-    draws do not depend on the batch.
+    one per route and round; a walk like this leaves it a few, and with time windows
+    its split is often feasible as it is.
     """
     B, N = batch.size, batch.nodes - 1
     nodes = torch.arange(1, N + 1, device=batch.device)
@@ -129,18 +131,56 @@ def _nearest_tours(
     arcs = batch.cost[:, 1:, 1:]
     current = keys.argmin(dim=2)  # client index - 1
     visited = (~valid).scatter(2, current.unsqueeze(2), True)
-    some = (batch.n > 0).view(B, 1)
     tours = torch.zeros((B, count, N), dtype=torch.int64, device=batch.device)
-    tours[:, :, 0] = torch.where(some, current + 1, 0)
-    longest = int(torch.where(walkers, batch.n, 0).max()) if B else 0
-    for step in range(1, longest):
-        row = arcs.gather(1, current.unsqueeze(2).expand(B, count, N))
-        following = torch.where(visited, torch.inf, row * bias).argmin(dim=2)
+    tours[:, :, 0] = torch.where((batch.n > 0).view(B, 1), current + 1, 0)
+    clock = _Clock(batch, count) if batch.timed else None
+    arrival = clock.from_depot(current) if clock is not None else None
+    for step in range(1, N):
+        gather_rows = current.unsqueeze(2).expand(B, count, N)
+        score = arcs.gather(1, gather_rows)
+        if clock is not None:
+            ready, reached = clock.reach(arrival, current, gather_rows)
+            score = torch.where(
+                reached <= clock.late, score + clock.per_time * (reached - ready), torch.inf
+            )
+        following = torch.where(visited, torch.inf, score * bias).argmin(dim=2)
+        if clock is not None:
+            stuck = torch.where(visited, torch.inf, score).isinf().all(dim=2)
+            closing = torch.where(visited, torch.inf, clock.late * bias).argmin(dim=2)
+            following = torch.where(stuck, closing, following)
+            onward = reached.gather(2, following.unsqueeze(2)).squeeze(2)
+            arrival = torch.where(stuck, clock.from_depot(following), onward)
         visited.scatter_(2, following.unsqueeze(2), True)  # once all are, a no-op
         left = (step < batch.n).view(B, 1)
         tours[:, :, step] = torch.where(left, following + 1, 0)
         current = torch.where(left, following, current)
     return tours
+
+
+class _Clock:
+    """Arrival times of the walks of :func:`_nearest_tours` (B, count, N over clients)."""
+
+    def __init__(self, batch: Batch, count: int) -> None:
+        B, N = batch.size, batch.nodes - 1
+        self.travel = batch.travel[:, 1:, 1:]
+        self.service = batch.service[:, 1:]
+        self.early = batch.early[:, None, 1:].expand(B, count, N)
+        self.late = batch.late[:, None, 1:].expand(B, count, N)
+        self.depot = torch.maximum(batch.travel[:, None, 0, 1:], self.early)
+        self.per_time = _initial_weights(batch)[:, 1].view(B, 1, 1)
+
+    def from_depot(self, client: torch.Tensor) -> torch.Tensor:
+        """Arrival at ``client`` (B, count) straight from the depot."""
+        return self.depot.gather(2, client.unsqueeze(2)).squeeze(2)
+
+    def reach(
+        self, arrival: torch.Tensor, current: torch.Tensor, gather_rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """When each client could be reached from ``current`` and when service there can
+        start (its window's opening, if later), both (B, count, N)."""
+        leave = arrival + self.service.gather(1, current)
+        ready = leave.unsqueeze(2) + self.travel.gather(1, gather_rows)
+        return ready, torch.maximum(ready, self.early)
 
 
 def run(
@@ -159,13 +199,10 @@ def run(
     def out_of_time() -> bool:
         return stop.out_of_time or stop.interrupted
 
-    tours = _random_tours(batch, rng, P)
-    if settings.start != "random":
-        walkers = torch.ones_like(batch.windowed)
-        if settings.start == "auto":
-            walkers = ~batch.windowed  # per instance: a batch agrees with one by one
-        walks = _nearest_tours(batch, rng, P, settings.spread, walkers)
-        tours = torch.where(walkers.view(B, 1, 1), walks, tours)
+    if settings.start == "nearest":
+        tours = _nearest_tours(batch, rng, P, settings.spread)
+    else:
+        tours = _random_tours(batch, rng, P)
     seq = split(batch, tours, weights)
     for b, flats in enumerate(starts):
         for i, flat in enumerate(flats[:P]):
