@@ -54,8 +54,7 @@ class GASolver:
     second parent exchanged into the first, on the host; default ``routes``, measured in
     ``benchmarks/ga/summary.md``), ``start`` (the initial giant tours: ``nearest``,
     randomised nearest-neighbour walks that keep a clock where there are time windows,
-    the default; ``random`` permutations) and
-    ``device`` (``auto``, ``cpu`` or ``cuda``).
+    the default; ``random`` permutations) and ``device`` (``auto``, ``cpu`` or ``cuda``).
     """
 
     name = "ga"
