@@ -456,13 +456,15 @@ def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=No
     B, P, M = seq.shape
     active = torch.ones((B, P), dtype=torch.bool, device=seq.device)
     for _ in range(MAX_ROUNDS):
+        if stop is not None and stop():  # before a round too: a late call costs no round
+            break
         width = int(active.sum(dim=1).max())
         rows = (~active).to(torch.int8).argsort(dim=1, stable=True)[:, :width]
         index = rows.unsqueeze(2).expand(B, width, M)
         moved, applied = improve_round(batch, seq.gather(1, index), weights)
         seq = seq.scatter(1, index, moved)
         active = torch.zeros_like(active).scatter(1, rows, applied > 0)
-        if not bool(active.any()) or (stop is not None and stop()):
+        if not bool(active.any()):
             break
     return seq
 
