@@ -94,14 +94,23 @@ def _initial_weights(batch: Batch) -> torch.Tensor:
     return torch.stack([load, warp], dim=1)
 
 
-def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
+def _client_keys(
+    batch: Batch, rng: CounterRng, count: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One uniform key per individual and client (B, count, N), drawn by the index
+    ``individual * _STRIDE + client`` so that padding never shifts it, with 2 (after
+    every real key) for padding; also that index and the mask of real clients."""
     B, N = batch.size, batch.nodes - 1
     nodes = torch.arange(1, N + 1, device=batch.device)
     index = torch.arange(count, device=batch.device).view(count, 1) * _STRIDE + nodes
-    keys = rng.uniform(index).expand(B, count, N)
-    keys = torch.where(nodes <= batch.n.view(B, 1, 1), keys, 2.0)
-    order = keys.argsort(dim=2)
-    tours = (order + 1).where(order + 1 <= batch.n.view(B, 1, 1), 0)
+    valid = (nodes <= batch.n.view(B, 1, 1)).expand(B, count, N)
+    keys = torch.where(valid, rng.uniform(index).expand(B, count, N), 2.0)
+    return keys, index, valid
+
+
+def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
+    order = _client_keys(batch, rng, count)[0].argsort(dim=2)
+    tours = (order + 1).where(order + 1 <= batch.n.view(batch.size, 1, 1), 0)
     return tours
 
 
@@ -122,10 +131,7 @@ def _nearest_tours(batch: Batch, rng: CounterRng, count: int, spread: float) -> 
     its split is often feasible as it is.
     """
     B, N = batch.size, batch.nodes - 1
-    nodes = torch.arange(1, N + 1, device=batch.device)
-    index = torch.arange(count, device=batch.device).view(count, 1) * _STRIDE + nodes
-    valid = (nodes <= batch.n.view(B, 1, 1)).expand(B, count, N)
-    keys = torch.where(valid, rng.uniform(index).expand(B, count, N), 2.0)
+    keys, index, valid = _client_keys(batch, rng, count)
     bias = (1.0 + spread * rng.uniform(index)).expand(B, count, N)
     # row c - 1 of the client-to-client costs of an instance is client c's way out
     arcs = batch.cost[:, 1:, 1:]
@@ -143,9 +149,9 @@ def _nearest_tours(batch: Batch, rng: CounterRng, count: int, spread: float) -> 
             score = torch.where(
                 reached <= clock.late, score + clock.per_time * (reached - ready), torch.inf
             )
-        following = torch.where(visited, torch.inf, score * bias).argmin(dim=2)
+        nearest, following = torch.where(visited, torch.inf, score * bias).min(dim=2)
         if clock is not None:
-            stuck = torch.where(visited, torch.inf, score).isinf().all(dim=2)
+            stuck = nearest.isinf()  # every client left is out of reach (or none is left)
             closing = torch.where(visited, torch.inf, clock.late * bias).argmin(dim=2)
             following = torch.where(stuck, closing, following)
             onward = reached.gather(2, following.unsqueeze(2)).squeeze(2)
