@@ -117,6 +117,37 @@ def test_local_search_never_worsens_and_keeps_a_valid_solution(kind: str, seed: 
     assert torch.all(used <= batch.routes[0])
 
 
+def _routes_of(seq: torch.Tensor) -> list[list[int]]:
+    routes, current = [], []
+    for node in seq.tolist() + [0]:
+        if node == 0:
+            if current:
+                routes.append(current)
+            current = []
+        else:
+            current.append(node)
+    return routes
+
+
+def test_local_search_of_a_mixed_batch_equals_each_instance_searched_alone() -> None:
+    # the rounds search the moving individuals of every instance as one set of rows
+    # that read their instance's matrices: no row may see another instance's data
+    cases = [(0, 20, "cvrp"), (1, 13, "vrptw"), (2, 17, "acvrp"), (3, 20, "vrptw")]
+    instances = [random_instance(seed, n, kind) for seed, n, kind in cases]
+    gen = torch.Generator().manual_seed(5)
+    tours = torch.zeros((len(cases), 6, 20), dtype=torch.int64)
+    for b, (_, n, _) in enumerate(cases):
+        tours[b, :, :n] = torch.stack([torch.randperm(n, generator=gen) + 1 for _ in range(6)])
+    weights = torch.rand((len(cases), 2), generator=gen, dtype=torch.float64) * 0.05
+    batch = encode(instances, CPU, 6)
+    together = local_search(batch, split(batch, tours, weights), weights)
+    for b, (instance, (_, n, _)) in enumerate(zip(instances, cases, strict=True)):
+        alone, own = encode([instance], CPU, 6), weights[b : b + 1]
+        seq = local_search(alone, split(alone, tours[b : b + 1, :, :n], own), own)
+        for p in range(6):
+            assert _routes_of(together[b, p]) == _routes_of(seq[0, p]), (b, p)
+
+
 def _moved_within_route(tour: list[int], i: int, j: int, swap: bool) -> list[int]:
     out = list(tour)
     if swap:

@@ -46,10 +46,12 @@ class Batch:
     window: torch.Tensor  # (B,) most clients a route may hold in split
     scale: list[float]  # cost scale per instance
     locations: list[np.ndarray]  # node -> location index, per instance
+    #: (B,) which instance of ``cost`` and ``travel`` each entry reads; None: its own
+    shared: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
-        return int(self.cost.shape[0])
+        return int(self.n.shape[0])
 
     @property
     def nodes(self) -> int:
@@ -67,6 +69,37 @@ class Batch:
     @property
     def device(self) -> torch.device:
         return self.cost.device
+
+    def rows(self, instance: torch.Tensor) -> Batch:
+        """A batch whose entry ``r`` is instance ``instance[r]`` of this one.
+
+        The per-node values are copied; the two matrices are not (they are the
+        bulk: a row per individual would copy them once per individual) but
+        read through :attr:`shared`, which :func:`arc` follows.
+        """
+
+        def pick(x):
+            return None if x is None else x.index_select(0, instance)
+
+        listed = instance.tolist()
+        return Batch(
+            cost=self.cost, travel=self.travel, service=pick(self.service),
+            early=pick(self.early), late=pick(self.late), demand=pick(self.demand),
+            capacity=pick(self.capacity), n=pick(self.n), routes=pick(self.routes),
+            limited=pick(self.limited), windowed=pick(self.windowed),
+            symmetric=pick(self.symmetric), neighbours=pick(self.neighbours),
+            window=pick(self.window), scale=[self.scale[b] for b in listed],
+            locations=[self.locations[b] for b in listed],
+            shared=instance if self.shared is None else self.shared.index_select(0, instance),
+        )  # fmt: skip
+
+    def distance(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Normalised cost of the arcs ``i`` to ``j`` (B, ...)."""
+        return arc(self.cost, i, j, self.shared)
+
+    def duration(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Travel time of the arcs ``i`` to ``j`` (B, ...)."""
+        return arc(self.travel, i, j, self.shared)
 
 
 def _power_of_two_above(value: float) -> float:
@@ -180,11 +213,15 @@ def decode(batch: Batch, b: int, seq: torch.Tensor) -> RoutingSolution:
 # -- gathers ----------------------------------------------------------------------
 
 
-def arc(matrix: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    """``matrix[b, i, j]`` for node tensors ``i``, ``j`` of shape (B, ...)."""
-    B, n1 = matrix.shape[0], matrix.shape[1]
-    flat = (i * n1 + j).reshape(B, -1)
-    return matrix.reshape(B, -1).gather(1, flat).view(i.shape)
+def arc(
+    matrix: torch.Tensor, i: torch.Tensor, j: torch.Tensor, shared: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``matrix[b, i, j]`` for node tensors ``i``, ``j`` of shape (B, ...), or
+    ``matrix[shared[b], i, j]`` where entries share their instance's matrix."""
+    n1 = matrix.shape[1]
+    within = i * n1 + j
+    first = torch.arange(within.shape[0], device=i.device) if shared is None else shared
+    return torch.take(matrix, first.view(-1, *[1] * (within.dim() - 1)) * (n1 * n1) + within)
 
 
 def node(values: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
@@ -229,7 +266,7 @@ def visit(batch: Batch, i: torch.Tensor) -> Segment:
 
 def merge(batch: Batch, a: Segment, b: Segment) -> Segment:
     """``a`` followed by ``b``: waiting when ``b`` opens later, warp when it closes earlier."""
-    gap = arc(batch.travel, a.last, b.first)
+    gap = batch.duration(a.last, b.first)
     delta = a.duration - a.warp + gap
     wait = torch.clamp(b.early - delta - a.late, min=0)
     warp = torch.clamp(a.early + delta - b.late, min=0)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from rota.solvers.ga.encoding import Batch, Segment, arc, merge, node, take, visit
+from rota.solvers.ga.encoding import Batch, Segment, merge, node, take, visit
 
 #: Smallest penalised gain (in normalised cost) that counts as an improvement.
 EPSILON = 1e-12
@@ -162,7 +162,7 @@ class Routes:
     def totals(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(distance, load over capacity, time warp) of each individual, (B, P) each."""
         seq = self.seq
-        distance = arc(self.batch.cost, seq[:, :, :-1], seq[:, :, 1:]).sum(dim=2)
+        distance = self.batch.distance(seq[:, :, :-1], seq[:, :, 1:]).sum(dim=2)
         return distance, self.excess.sum(dim=2), self.warp.sum(dim=2)
 
 
@@ -191,7 +191,7 @@ class _Moves:
         return take(self.r.seq, position.clamp(0, self.r.seq.shape[2] - 1))
 
     def cost(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        return arc(self.r.batch.cost, i, j)
+        return self.r.batch.distance(i, j)
 
     def relocate(self, anchor: torch.Tensor, length: int) -> tuple[torch.Tensor, dict]:
         """Move the ``length`` clients from ``u`` to just after position ``anchor``."""
@@ -449,24 +449,30 @@ def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=No
     """Rounds of :func:`improve_round` until no individual improves (or ``stop()`` says so).
 
     An individual that applied no move is at a local optimum and stays there,
-    so each round works on the individuals that moved in the last one only,
-    as many per instance as the busiest instance has (the others padded with
-    settled ones, which the round leaves as they are).
+    so each round works on the individuals that moved in the last one only:
+    they become the rows of one batch (:meth:`Batch.rows`), one individual
+    each, whatever instance they belong to. Padding each instance to the
+    busiest one's count instead spent about half of every round on settled
+    individuals when many instances are solved at once.
     """
     B, P, M = seq.shape
-    active = torch.ones((B, P), dtype=torch.bool, device=seq.device)
+    flat = seq.reshape(B * P, M)
+    instance = torch.arange(B, device=seq.device).repeat_interleave(P)
+    rows = torch.arange(B * P, device=seq.device)
     for _ in range(MAX_ROUNDS):
         if stop is not None and stop():  # before a round too: a late call costs no round
             break
-        width = int(active.sum(dim=1).max())
-        rows = (~active).to(torch.int8).argsort(dim=1, stable=True)[:, :width]
-        index = rows.unsqueeze(2).expand(B, width, M)
-        moved, applied = improve_round(batch, seq.gather(1, index), weights)
-        seq = seq.scatter(1, index, moved)
-        active = torch.zeros_like(active).scatter(1, rows, applied > 0)
-        if not bool(active.any()):
+        owner = instance.index_select(0, rows)
+        moved, applied = improve_round(
+            batch.rows(owner),
+            flat.index_select(0, rows).unsqueeze(1),
+            weights.index_select(0, owner),
+        )
+        flat = flat.index_copy(0, rows, moved.squeeze(1))
+        rows = rows[applied.squeeze(1) > 0]
+        if rows.numel() == 0:
             break
-    return seq
+    return flat.view(B, P, M)
 
 
 __all__ = ["Routes", "improve_round", "local_search", "penalised"]
