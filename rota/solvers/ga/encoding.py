@@ -218,10 +218,10 @@ def arc(
 ) -> torch.Tensor:
     """``matrix[b, i, j]`` for node tensors ``i``, ``j`` of shape (B, ...), or
     ``matrix[shared[b], i, j]`` where entries share their instance's matrix."""
-    n1 = matrix.shape[1]
-    within = i * n1 + j
-    first = torch.arange(within.shape[0], device=i.device) if shared is None else shared
-    return torch.take(matrix, first.view(-1, *[1] * (within.dim() - 1)) * (n1 * n1) + within)
+    n1, dims = matrix.shape[1], max(i.dim(), j.dim())
+    first = torch.arange(matrix.shape[0], device=i.device) if shared is None else shared
+    row = first.view(-1, *[1] * (dims - 1)) * n1 + i  # broadcast last: i is often the smaller
+    return torch.take(matrix, row * n1 + j)
 
 
 def node(values: torch.Tensor, i: torch.Tensor) -> torch.Tensor:

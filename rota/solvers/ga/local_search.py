@@ -195,8 +195,7 @@ class _Moves:
 
     def relocate(self, anchor: torch.Tensor, length: int) -> tuple[torch.Tensor, dict]:
         """Move the ``length`` clients from ``u`` to just after position ``anchor``."""
-        r, pu, u = self.r, self.pu, self.u
-        anchor, pu, u = torch.broadcast_tensors(anchor, pu, u)
+        r, pu, u = self.r, self.pu, self.u  # (B, P, N, 1): what depends on u alone stays so
         last_pos = pu + length - 1
         inside = torch.ones_like(self.valid_u.expand_as(u))
         for step in range(1, length):
@@ -240,9 +239,8 @@ class _Moves:
         return self._gain(delta, ok), ranges
 
     def swap(self, v: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        r, u = self.r, self.u
-        pu, pv = torch.broadcast_tensors(self.pu, take(r.pos, v))
-        u, v = torch.broadcast_tensors(u, v)
+        r, u, pu = self.r, self.u, self.pu
+        pv = take(r.pos, v)
         pred_u, succ_u = self.seq_at(pu - 1), self.seq_at(pu + 1)
         pred_v, succ_v = self.seq_at(pv - 1), self.seq_at(pv + 1)
         ok = (pv != pu + 1) & (pv != pu - 1)
@@ -276,9 +274,8 @@ class _Moves:
 
     def two_opt_star(self, v: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """``u`` then ``v`` in one route; ``v``'s predecessor ``w`` then ``u``'s old tail."""
-        r, u = self.r, self.u
-        pu, pv = torch.broadcast_tensors(self.pu, take(r.pos, v))
-        u, v = torch.broadcast_tensors(u, v)
+        r, u, pu = self.r, self.u, self.pu
+        pv = take(r.pos, v)
         pw = pv - 1
         w, succ_u = self.seq_at(pw), self.seq_at(pu + 1)
         ru, rv = r.at(r.rid, pu), r.at(r.rid, pv)
@@ -362,7 +359,9 @@ def improve_round(
     for length in (1, 2, 3):
         candidates.append(moves.relocate(pv, length))
     candidates.append(moves.relocate(pv - 1, 1))
-    candidates += [moves.swap(v), moves.two_opt_star(v), moves.two_opt(v)]
+    candidates += [moves.swap(v), moves.two_opt_star(v)]
+    if bool((batch.symmetric & ~batch.windowed).any()):  # nowhere else may 2-opt reverse
+        candidates.append(moves.two_opt(v))
     gains, fields = [], {key: [] for key in _RANGE_KEYS}
     for gain, ranges in candidates:
         best, chosen = _best_over_neighbours(torch.where(valid_v, gain, -torch.inf), ranges)
