@@ -444,8 +444,17 @@ def _apply(seq: torch.Tensor, accept: torch.Tensor, f: dict, S: int) -> torch.Te
     return seq.gather(2, key.argsort(dim=2))
 
 
-def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=None) -> torch.Tensor:
+def local_search(
+    batch: Batch,
+    seq: torch.Tensor,
+    weights: torch.Tensor,
+    stop=None,
+    searched: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Rounds of :func:`improve_round` until no individual improves (or ``stop()`` says so).
+
+    ``searched`` (B, P), if given, says which individuals to search; the others
+    are returned as they are.
 
     An individual that applied no move is at a local optimum and stays there,
     so each round works on the individuals that moved in the last one only:
@@ -458,8 +467,11 @@ def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=No
     flat = seq.reshape(B * P, M)
     instance = torch.arange(B, device=seq.device).repeat_interleave(P)
     rows = torch.arange(B * P, device=seq.device)
+    if searched is not None:
+        rows = rows[searched.reshape(-1)]
     for _ in range(MAX_ROUNDS):
-        if stop is not None and stop():  # before a round too: a late call costs no round
+        # the stop is asked before a round too: a call begun late costs no round
+        if rows.numel() == 0 or (stop is not None and stop()):
             break
         owner = instance.index_select(0, rows)
         moved, applied = improve_round(
@@ -469,8 +481,6 @@ def local_search(batch: Batch, seq: torch.Tensor, weights: torch.Tensor, stop=No
         )
         flat = flat.index_copy(0, rows, moved.squeeze(1))
         rows = rows[applied.squeeze(1) > 0]
-        if rows.numel() == 0:
-            break
     return flat.view(B, P, M)
 
 

@@ -252,10 +252,9 @@ def run(
         offspring = _Scored(batch, child_seq, weights)
         feasible_load = offspring.excess <= tolerance[:, :1]
         feasible_time = offspring.warp <= tolerance[:, 1:]
-        strong = weights * settings.repair_factor
-        repaired = local_search(batch, child_seq, strong, out_of_time)
         broken = ~(feasible_load & feasible_time)
-        child_seq = torch.where(broken.unsqueeze(2), repaired, child_seq)
+        strong = weights * settings.repair_factor
+        child_seq = local_search(batch, child_seq, strong, out_of_time, searched=broken)
         offspring = _Scored(batch, child_seq, weights)
         best, cost = _keep_best(offspring, best, cost, tolerance)
         share = torch.stack(
