@@ -83,24 +83,33 @@ class Routes:
             self.warp = torch.zeros_like(self.load)
 
     def _segments(self) -> None:
-        # One step per position *within* routes, all routes at once: as many
-        # steps as the longest route, not as the whole sequence.
+        # Segments concatenate associatively, so every route's prefixes (and
+        # suffixes) come from a scan by doubling: all routes at once, in as
+        # many steps as the bits of the longest route's length.
         batch, seq = self.batch, self.seq
         M = seq.shape[2]
         visits = visit(batch, seq)
         depot = seq == 0
         into = self.positions - self.start.gather(2, self.rid)  # steps since the route began
         left = torch.where(depot, 0, self.end.gather(2, self.rid) - self.positions)
-        forward, backward = list(visits.fields()), list(visits.fields())
-        for step in range(1, int(into.max()) + 1):
-            before = Segment(*(torch.cat([f[:, :, :1], f[:, :, :-1]], dim=2) for f in forward))
-            joined = merge(batch, before, visits)
-            forward = list(joined.where(into == step, Segment(*forward)).fields())
-        for step in range(1, int(left.max()) + 1):
-            after = Segment(*(torch.cat([f[:, :, 1:], f[:, :, -1:]], dim=2) for f in backward))
-            joined = merge(batch, visits, after)
-            backward = list(joined.where(left == step, Segment(*backward)).fields())
-        self.forward, self.backward = forward, backward
+        forward, backward = visits, visits
+        reach = 1
+        while reach <= int(into.max()):
+            before = Segment(
+                *(torch.cat([f[:, :, :1].expand(-1, -1, reach), f[:, :, :-reach]], dim=2)
+                  for f in forward.fields())
+            )  # fmt: skip
+            forward = merge(batch, before, forward).where(into >= reach, forward)
+            reach *= 2
+        reach = 1
+        while reach <= int(left.max()):
+            after = Segment(
+                *(torch.cat([f[:, :, reach:], f[:, :, -1:].expand(-1, -1, reach)], dim=2)
+                  for f in backward.fields())
+            )  # fmt: skip
+            backward = merge(batch, backward, after).where(left >= reach, backward)
+            reach *= 2
+        self.forward, self.backward = list(forward.fields()), list(backward.fields())
         self.span = min(MAX_INTRA_SPAN, int(into.max()))
         inner, runs = visits, [list(visits.fields())]
         for length in range(1, self.span):
