@@ -228,12 +228,12 @@ class _Moves:
             for step in range(1, length):
                 piece = merge(b, piece, visit(b, self.seq_at(pu + step)))
             warp_u = merge(b, r.fwd(pu - 1), r.bwd(last_pos + 1)).warp
-            into = merge(b, merge(b, r.fwd(anchor), piece), r.bwd(anchor + 1))
-            warp_a = into.warp
+            head = merge(b, r.fwd(anchor), piece)
+            warp_a = merge(b, head, r.bwd(anchor + 1)).warp
             # inside one route, the clients between the anchor and the piece shift over
             back, back_held = r.between(anchor + 1, pu - 1)
             ahead, ahead_held = r.between(last_pos + 1, anchor)
-            earlier = merge(b, merge(b, merge(b, r.fwd(anchor), piece), back), r.bwd(last_pos + 1))
+            earlier = merge(b, merge(b, head, back), r.bwd(last_pos + 1))
             later = merge(b, merge(b, merge(b, r.fwd(pu - 1), ahead), piece), r.bwd(anchor + 1))
             forward = anchor < pu
             warp_same = torch.where(forward, earlier.warp, later.warp)
