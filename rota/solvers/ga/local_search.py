@@ -182,7 +182,14 @@ def penalised(batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> torch.T
 
 
 class _Moves:
-    """Gains and ranges of every move type for one round."""
+    """Gains and ranges of every move type for one round.
+
+    Gains are (B, P, N, V, K): client ``u``, variant of the move (the length and
+    anchor of a relocate; one for the other moves) and neighbour ``v``. What
+    depends on ``u`` alone keeps size 1 in the last two dimensions, and the
+    variants of a relocate share one evaluation: on the CPU a small search
+    pays per tensor operation more than per element.
+    """
 
     def __init__(self, routes: Routes) -> None:
         self.r = routes
@@ -190,11 +197,12 @@ class _Moves:
         B, P, M = seq.shape
         self.S = M + 1  # sort-key spacing: a range of up to M positions fits between two keys
         N = batch.nodes - 1
-        self.u = torch.arange(1, N + 1, device=seq.device).view(1, 1, N, 1).expand(B, P, N, 1)
+        clients = torch.arange(1, N + 1, device=seq.device)
+        self.u = clients.view(1, 1, N, 1, 1).expand(B, P, N, 1, 1)
         self.pu = take(routes.pos, self.u)
-        self.valid_u = self.u <= batch.n.view(B, 1, 1, 1)
+        self.valid_u = self.u <= batch.n.view(B, 1, 1, 1, 1)
         # reversing a segment breaks its time-window segment: 2-opt only without windows
-        self.reversible = ~batch.windowed.view(B, 1, 1, 1)
+        self.reversible = ~batch.windowed.view(B, 1, 1, 1, 1)
 
     def seq_at(self, position: torch.Tensor) -> torch.Tensor:
         return take(self.r.seq, position.clamp(0, self.r.seq.shape[2] - 1))
@@ -202,13 +210,14 @@ class _Moves:
     def cost(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         return self.r.batch.distance(i, j)
 
-    def relocate(self, anchor: torch.Tensor, length: int) -> tuple[torch.Tensor, dict]:
-        """Move the ``length`` clients from ``u`` to just after position ``anchor``."""
-        r, pu, u = self.r, self.pu, self.u  # (B, P, N, 1): what depends on u alone stays so
-        last_pos = pu + length - 1
-        inside = torch.ones_like(self.valid_u.expand_as(u))
-        for step in range(1, length):
-            inside = inside & (self.seq_at(pu + step) > 0)
+    def relocate(self, anchor: torch.Tensor, lengths: tuple[int, ...]) -> tuple[torch.Tensor, dict]:
+        """Move the ``lengths[i]`` clients from ``u`` to just after ``anchor[..., i, :]``."""
+        r, pu, u = self.r, self.pu, self.u
+        span = torch.tensor(lengths, device=pu.device).view(1, 1, 1, -1, 1)
+        last_pos = pu + span - 1  # (B, P, N, V, 1)
+        inside = torch.ones_like(self.valid_u)
+        for step in range(1, max(lengths)):
+            inside = inside & ((self.seq_at(pu + step) > 0) | (span <= step))
         pred, last, after = self.seq_at(pu - 1), self.seq_at(last_pos), self.seq_at(last_pos + 1)
         x, y = self.seq_at(anchor), self.seq_at(anchor + 1)
         ok = inside & ((anchor < pu - 1) | (anchor > last_pos)) & (anchor >= 0)
@@ -224,9 +233,12 @@ class _Moves:
         within = 0.0  # penalty change of a move inside one route: none without time windows
         if r.timed:
             b = r.batch
-            piece = visit(b, u)
-            for step in range(1, length):
-                piece = merge(b, piece, visit(b, self.seq_at(pu + step)))
+            pieces = [visit(b, u)]  # the first 1, 2, ... clients from u
+            for step in range(1, max(lengths)):
+                pieces.append(merge(b, pieces[-1], visit(b, self.seq_at(pu + step))))
+            piece = Segment(
+                *(torch.cat([pieces[n - 1].fields()[k] for n in lengths], dim=3) for k in range(6))
+            )
             warp_u = merge(b, r.fwd(pu - 1), r.bwd(last_pos + 1)).warp
             head = merge(b, r.fwd(anchor), piece)
             warp_a = merge(b, head, r.bwd(anchor + 1)).warp
@@ -314,7 +326,7 @@ class _Moves:
         sa, sb = self.seq_at(a + 1), self.seq_at(b + 1)
         ru = r.at(r.rid, pu)
         ok = (ru == r.at(r.rid, pv)) & (b > a + 1) & self.reversible
-        ok = ok & r.batch.symmetric.view(-1, 1, 1, 1)
+        ok = ok & r.batch.symmetric.view(-1, 1, 1, 1, 1)
         delta = self.cost(xa, xb) + self.cost(sa, sb) - self.cost(xa, sa) - self.cost(xb, sb)
         ranges = {"r1": ru, "r2": ru, "lo1": a + 1, "hi1": b, "base1": b * self.S,
                   "step1": torch.full_like(a, -self.S)}  # fmt: skip
@@ -327,9 +339,9 @@ class _Moves:
         empty = (r.end == r.start + 1) & r.live & (r.end < M)
         has = empty.any(dim=2, keepdim=True)
         slot = empty.long().argmax(dim=2, keepdim=True)  # (B, P, 1)
-        anchor = r.start.gather(2, slot).unsqueeze(3).expand_as(pu)
-        gain, ranges = self.relocate(anchor, 1)
-        return torch.where(has.unsqueeze(3), gain, -torch.inf), ranges
+        anchor = r.start.gather(2, slot).view(*slot.shape, 1, 1).expand_as(pu)
+        gain, ranges = self.relocate(anchor, (1,))
+        return torch.where(has.view(*has.shape, 1, 1), gain, -torch.inf), ranges
 
     def _gain(self, delta: torch.Tensor, ok: torch.Tensor) -> torch.Tensor:
         return torch.where(ok & self.valid_u, -delta, -torch.inf)
@@ -339,15 +351,28 @@ _RANGE_KEYS = ("r1", "r2", "lo1", "hi1", "base1", "step1", "lo2", "hi2", "base2"
 
 
 def _best_over_neighbours(gain: torch.Tensor, ranges: dict) -> tuple[torch.Tensor, dict]:
-    """Each client's best move of one type: (B, P, N) gains and range fields."""
-    best, index = gain.max(dim=3, keepdim=True)
+    """Each client's best move of one type: (B, P, N) gains and range fields.
+
+    Ties go to the first variant, then the first neighbour.
+    """
+    B, P, N, V, K = gain.shape
+    best, index = gain.reshape(B, P, N, V * K).max(dim=3, keepdim=True)
     out = {}
     for key in _RANGE_KEYS:
         value = ranges.get(key)
         if value is None:  # a move with one range: the second is empty
-            value = torch.zeros_like(index) if key != "hi2" else torch.full_like(index, -1)
-        value = value.expand(gain.shape) if value.shape != gain.shape else value
-        out[key] = value.gather(3, index).squeeze(3)
+            out[key] = torch.zeros_like(index) if key != "hi2" else torch.full_like(index, -1)
+            out[key] = out[key].squeeze(3)
+            continue
+        # a field of size 1 along the variants or the neighbours is read at 0 there
+        variants, neighbours = value.shape[3], value.shape[4]
+        at = torch.zeros_like(index)
+        if variants > 1:
+            at = at + index // K * neighbours
+        if neighbours > 1:
+            at = at + index % K
+        value = value.expand(B, P, N, variants, neighbours)
+        out[key] = value.reshape(B, P, N, variants * neighbours).gather(3, at).squeeze(3)
     return best.squeeze(3), out
 
 
@@ -361,13 +386,12 @@ def improve_round(
     N = batch.nodes - 1
     if batch.neighbours.shape[2] == 0 or N < 2:
         return seq, torch.zeros((B, P), dtype=torch.int64, device=seq.device)
-    v = batch.neighbours[:, 1:, :].unsqueeze(1).expand(B, P, N, -1)
+    v = batch.neighbours[:, 1:, :].view(B, 1, N, 1, -1).expand(B, P, N, 1, -1)
     valid_v = v != moves.u
     pv = take(routes.pos, v)
-    candidates = []
-    for length in (1, 2, 3):
-        candidates.append(moves.relocate(pv, length))
-    candidates.append(moves.relocate(pv - 1, 1))
+    # or-opt of 1, 2 and 3 clients after v, and 1 client before v: one evaluation
+    anchors = torch.cat([pv, pv, pv, pv - 1], dim=3)
+    candidates = [moves.relocate(anchors, (1, 2, 3, 1))]
     candidates += [moves.swap(v), moves.two_opt_star(v)]
     if bool((batch.symmetric & ~batch.windowed).any()):  # nowhere else may 2-opt reverse
         candidates.append(moves.two_opt(v))
