@@ -12,7 +12,7 @@ export OMP_NUM_THREADS=1
 X=("$SHARED"/cvrp/X-n101-k25.vrp "$SHARED"/cvrp/X-n153-k22.vrp
    "$SHARED"/cvrp/X-n200-k36.vrp "$SHARED"/cvrp/X-n256-k16.vrp)
 taskset -c 1 rota bench "${X[@]}" "$SHARED/vrptw" --solvers ga,pyvrp --time-limit 1,5 \
-    --seeds 1 --workers 1 --out benchmarks/ga/quality
+    --seeds 3 --workers 1 --out benchmarks/ga/quality
 SET=${TMPDIR:-/tmp}/rota-ga-cvrp100.jsonl
 rota generate --problem cvrp --nodes 100 --count "${1:-1024}" --seed 0 --out "$SET"
 taskset -c 1 python benchmarks/ga/throughput.py "$SET" --out benchmarks/ga/throughput.md \
