@@ -148,6 +148,16 @@ def test_local_search_of_a_mixed_batch_equals_each_instance_searched_alone() -> 
             assert _routes_of(together[b, p]) == _routes_of(seq[0, p]), (b, p)
 
 
+def test_local_search_of_chosen_individuals_leaves_the_others_as_they_are() -> None:
+    batch, seq, weights = _population("cvrp", 7)
+    chosen = torch.tensor([[True, False, True, False, False, True]])
+    searched = local_search(batch, seq, weights, searched=chosen)
+    assert torch.equal(searched[~chosen], seq[~chosen])
+    everyone = local_search(batch, seq, weights)
+    assert torch.equal(searched[chosen], everyone[chosen])
+    assert not torch.equal(searched[chosen], seq[chosen])
+
+
 def _moved_within_route(tour: list[int], i: int, j: int, swap: bool) -> list[int]:
     out = list(tour)
     if swap:
