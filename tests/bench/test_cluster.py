@@ -386,12 +386,16 @@ def test_cli_bench_on_a_local_cluster(tmp_path):
     assert "ran on 2 Dask worker processes (2 threads) on 1 host" in summary
 
 
-def _free_port() -> int:
+@contextlib.contextmanager
+def _closed_port() -> Iterator[int]:
+    """A port nothing listens on, held bound meanwhile: a port only probed and released
+    could be taken by one of the dask processes alive around it, and a client that
+    reaches a dask server other than a scheduler may wait for it far past its timeout."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        yield holder.getsockname()[1]
 
 
 @pytest.mark.parametrize(
@@ -406,12 +410,12 @@ def _free_port() -> int:
 )  # fmt: skip
 def test_a_bad_cluster_is_one_line_and_exit_2(tmp_path, monkeypatch, cluster, extra, message):
     monkeypatch.setattr(rota_cluster, "CONNECT_TIMEOUT", 1.0)
-    port = _free_port()
-    cluster, message = cluster.format(port=port), message.format(port=port)
     bench = ["bench", str(instance_file("br17.atsp")), "--solvers", "greedy"]
-    result = runner.invoke(
-        app, [*bench, "--out", str(tmp_path / "out"), "--cluster", cluster, *extra]
-    )
+    with _closed_port() as port:
+        cluster, message = cluster.format(port=port), message.format(port=port)
+        result = runner.invoke(
+            app, [*bench, "--out", str(tmp_path / "out"), "--cluster", cluster, *extra]
+        )
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), result.stderr
