@@ -16,6 +16,7 @@ from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_inst
 
 torch = pytest.importorskip("torch")
 
+from rota.solvers.ga.eax import routes_of  # noqa: E402
 from rota.solvers.ga.encoding import encode  # noqa: E402
 from rota.solvers.ga.local_search import (  # noqa: E402
     EPSILON,
@@ -117,18 +118,6 @@ def test_local_search_never_worsens_and_keeps_a_valid_solution(kind: str, seed: 
     assert torch.all(used <= batch.routes[0])
 
 
-def _routes_of(seq: torch.Tensor) -> list[list[int]]:
-    routes, current = [], []
-    for node in seq.tolist() + [0]:
-        if node == 0:
-            if current:
-                routes.append(current)
-            current = []
-        else:
-            current.append(node)
-    return routes
-
-
 def test_local_search_of_a_mixed_batch_equals_each_instance_searched_alone() -> None:
     # the rounds search the moving individuals of every instance as one set of rows
     # that read their instance's matrices: no row may see another instance's data
@@ -145,7 +134,7 @@ def test_local_search_of_a_mixed_batch_equals_each_instance_searched_alone() -> 
         alone, own = encode([instance], CPU, 6), weights[b : b + 1]
         seq = local_search(alone, split(alone, tours[b : b + 1, :, :n], own), own)
         for p in range(6):
-            assert _routes_of(together[b, p]) == _routes_of(seq[0, p]), (b, p)
+            assert routes_of(together[b, p]) == routes_of(seq[0, p]), (b, p)
 
 
 def test_local_search_of_chosen_individuals_leaves_the_others_as_they_are() -> None:

@@ -95,29 +95,20 @@ class Routes:
         forward, backward = visits, visits
         reach = 1
         while reach <= int(into.max()):
-            before = Segment(
-                *(torch.cat([f[:, :, :1].expand(-1, -1, reach), f[:, :, :-reach]], dim=2)
-                  for f in forward.fields())
-            )  # fmt: skip
+            before = _shifted(forward, -reach)
             forward = merge(batch, before, forward).where(into >= reach, forward)
             reach *= 2
         reach = 1
         while reach <= int(left.max()):
-            after = Segment(
-                *(torch.cat([f[:, :, reach:], f[:, :, -1:].expand(-1, -1, reach)], dim=2)
-                  for f in backward.fields())
-            )  # fmt: skip
-            backward = merge(batch, backward, after).where(left >= reach, backward)
+            backward = merge(batch, backward, _shifted(backward, reach)).where(
+                left >= reach, backward
+            )
             reach *= 2
         self.forward, self.backward = list(forward.fields()), list(backward.fields())
         self.span = min(MAX_INTRA_SPAN, int(into.max()))
         inner, runs = visits, [list(visits.fields())]
         for length in range(1, self.span):
-            shifted = Segment(
-                *(torch.cat([f[:, :, length:], f[:, :, -1:].expand(-1, -1, length)], dim=2)
-                  for f in visits.fields())
-            )  # fmt: skip
-            inner = merge(batch, inner, shifted)
+            inner = merge(batch, inner, _shifted(visits, length))
             runs.append(list(inner.fields()))
         # (B, P, span * M) per field: the run of ``d + 1`` positions from ``p`` at d * M + p
         self.runs = [torch.cat([run[k] for run in runs], dim=2) for k in range(6)]
@@ -173,6 +164,18 @@ class Routes:
         seq = self.seq
         distance = self.batch.distance(seq[:, :, :-1], seq[:, :, 1:]).sum(dim=2)
         return distance, self.excess.sum(dim=2), self.warp.sum(dim=2)
+
+
+def _shifted(segment: Segment, steps: int) -> Segment:
+    """Each position's field ``steps`` positions on (back where negative), the last (or
+    first) position's repeated past the end: callers mask what that padding reaches."""
+
+    def shift(f: torch.Tensor) -> torch.Tensor:
+        if steps >= 0:
+            return torch.cat([f[:, :, steps:], f[:, :, -1:].expand(-1, -1, steps)], dim=2)
+        return torch.cat([f[:, :, :1].expand(-1, -1, -steps), f[:, :, :steps]], dim=2)
+
+    return Segment(*(shift(f) for f in segment.fields()))
 
 
 def penalised(batch: Batch, seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -225,10 +225,10 @@ def run(
     # few finished individuals come sooner than many half-searched ones. Each individual
     # is searched alone, so without a cut the order changes nothing.
     first = (torch.arange(P, device=batch.device) < _SEARCHED_FIRST).expand(B, P)
+    strong = weights * settings.repair_factor
     for part in (first, ~first):
         seq = local_search(batch, seq, weights, out_of_time, searched=part)
         broken = part & ~_feasible(_Scored(batch, seq, weights), tolerance)
-        strong = weights * settings.repair_factor
         seq = local_search(batch, seq, strong, out_of_time, searched=broken)
     population = _Scored(batch, seq, weights)
     best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
