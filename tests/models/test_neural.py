@@ -307,6 +307,8 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
         (["--problem", "cvrp", "--devices", "2"], "training on several needs --strategy ddp"),
         (["--problem", "cvrp", "--strategy", "fsdp"], "strategy is 'fsdp', expected auto or ddp"),
         (["--problem", "acvrp"], "trains on a city: give --city"),
+        (["--problem", "cvrp", "--vary-roads"], "--vary-roads varies a city's roads: give --city"),
+        (["--problem", "cvrp", "--pbf", "x.pbf"], "--pbf names the extract whose roads"),
         (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
         (["--problem", "cvrp", "--export-minutes", "-1"], "export_minutes must be a number >= 0"),
