@@ -55,7 +55,8 @@ ENV_CAPABILITIES = RoutingCapabilities(time_windows=True)
 PROBLEMS = ("atsp", "acvrp", "acvrptw", "cvrp")
 
 #: Training instances drawn from one varied city before the next is built (building
-#: one costs about as much as a tenth of a training step at 100 nodes).
+#: one of 404 points takes about 0.07 s: the two a step of 64 instances uses cost about
+#: 5 % of that step at 100 nodes on one CPU core).
 INSTANCES_PER_VARIED_CITY = 32
 #: Points of a varied city per location of an instance: instances of one city
 #: share some points, never all.
@@ -194,8 +195,8 @@ class InstanceGenerator(Generator):
     With ``roads`` (a road network, :func:`rota.data.varied.area_roads`) instead
     of a ``city``, every :data:`INSTANCES_PER_VARIED_CITY` instances come from a
     new varied city (:func:`rota.data.varied.varied_city`) of
-    :data:`VARIED_CITY_POINTS_PER_LOCATION` points per location, so no two
-    batches share their points.
+    :data:`VARIED_CITY_POINTS_PER_LOCATION` points per location, so a point
+    is never seen in more than one group.
     """
 
     def __init__(self, problem: str, nodes: int, city=None, seed: int = 0, roads=None, **options):

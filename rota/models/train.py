@@ -237,12 +237,12 @@ def data_description(spec: TrainSpec, city=None) -> str:
     if spec.city is not None:
         meta = city.metadata if city is not None else {}
         source = f" ({city_provenance(meta)})" if meta else ""
-        training = (
-            "fresh points on varied copies of the roads of its 'train' area "
-            "(rota.data.varied: closures, one-way flips, speed factors; a new city every "
+        training = "its 'train' area" + (
+            " (runs with --vary-roads: fresh points on varied copies of that area's roads, "
+            "rota.data.varied: closures, one-way flips, speed factors; a new city every "
             f"{INSTANCES_PER_VARIED_CITY} instances)"
             if spec.vary_roads
-            else "its 'train' area"
+            else ""
         )
         return (
             f"{spec.problem}{spec.nodes} on {Path(spec.city).name}{source}: training instances "
