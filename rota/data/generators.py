@@ -289,6 +289,12 @@ def generate(
     return _on_city(count, city, pool, options)
 
 
+def long_axis(city: City) -> int:
+    """The axis along which the city's points spread most: 0 east-west, 1 north-south."""
+    xy = city.xy()
+    return int(np.argmax(xy.max(axis=0) - xy.min(axis=0)))
+
+
 def area_points(city: City, area: str, test_share: float = 0.25) -> np.ndarray:
     """Indices of the city's points in ``area`` (``all``, ``train`` or ``test``).
 
@@ -299,9 +305,7 @@ def area_points(city: City, area: str, test_share: float = 0.25) -> np.ndarray:
     _check_choice("area", area, AREAS)
     if area == "all":
         return np.arange(city.points)
-    xy = city.xy()
-    axis = int(np.argmax(xy.max(axis=0) - xy.min(axis=0)))
-    order = np.argsort(xy[:, axis], kind="stable")
+    order = np.argsort(city.xy()[:, long_axis(city)], kind="stable")
     cut = city.points - int(round(test_share * city.points))
     chosen = order[:cut] if area == "train" else order[cut:]
     return np.sort(chosen)

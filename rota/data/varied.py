@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rota.data.city import City
-from rota.data.generators import area_points
+from rota.data.generators import area_points, long_axis
 from rota.data.osm import (
     RoadGraph,
     helsinki_pbf,
@@ -83,13 +83,12 @@ def area_roads(
             f"city {city.name} was built from an extract with sha256 {expected!r}, not from "
             f"{path.name} (sha256 {extract.sha256!r}): give the city's own extract (--pbf)"
         )
+    low_side = area == "train"
     inside = area_points(city, area, test_share)
-    outside = np.setdiff1d(np.arange(city.points), inside)
-    xy = city.xy()
-    axis = int(np.argmax(xy.max(axis=0) - xy.min(axis=0)))
+    outside = area_points(city, "test" if low_side else "train", test_share)
+    axis = long_axis(city)
     degrees = (city.lon, city.lat)[axis]
     # Ordering by the planar axis is ordering by longitude (east) or latitude (north).
-    low_side = area == "train"
     near, far = (
         (degrees[inside].max(), degrees[outside].min())
         if low_side

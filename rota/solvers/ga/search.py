@@ -240,7 +240,7 @@ def run(
         # The first local search left every individual infeasible (or time cut it short):
         # the same tours split under the repair weights often give an incumbent. Only the
         # instances without one take it, so a batch still agrees with one by one.
-        strict = _Scored(batch, split(batch, tours, weights * settings.repair_factor), weights)
+        strict = _Scored(batch, split(batch, tours, strong), weights)
         found, value = _keep_best(strict, best, cost, tolerance)
         best = torch.where(missing.unsqueeze(1), found, best)
         cost = torch.where(missing, value, cost)
