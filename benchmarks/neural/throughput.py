@@ -31,6 +31,8 @@ DECODINGS = (
     ("greedy", {"decoding": "greedy", "augment": 1}),
     ("multistart", {"decoding": "multistart", "augment": 1}),
     ("multistart x8", {"decoding": "multistart", "augment": 8}),
+    # 8 dihedral transforms of 4 rotations, 22.5 degrees apart
+    ("multistart x32", {"decoding": "multistart", "augment": 32}),
 )
 
 

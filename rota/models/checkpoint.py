@@ -12,6 +12,7 @@ so a model of one problem is refused by name where another's is expected.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from rota.problems.routing import RoutingInstance
 
 MODEL_FORMAT = "rota.neural/1"
 DECODINGS = ("greedy", "multistart", "sampling")
+#: The most position transforms one decode takes (``augment``): 8 dihedral
+#: transforms of each of 16 rotations, a rotation every 5.6 degrees.
+MAX_AUGMENT = 128
 #: A model serves instances from half to twice the size it was trained on.
 SIZE_RANGE = (0.5, 2.0)
 
@@ -135,6 +139,47 @@ def _routes_used(actions: torch.Tensor) -> torch.Tensor:
     return ((previous == 0) & (actions > 0)).sum(-1)
 
 
+def check_augment(augment: Any) -> int:
+    """``augment`` as an int: 1, or a multiple of 8 up to :data:`MAX_AUGMENT`."""
+    whole = isinstance(augment, int | str) and str(augment).strip().isdigit()
+    count = int(augment) if whole else 0
+    if not (count == 1 or (count % 8 == 0 and 8 <= count <= MAX_AUGMENT)):
+        raise ValueError(
+            f"augment is {augment!r}, expected 1 or a multiple of 8 up to {MAX_AUGMENT}"
+        )
+    return count
+
+
+def augmented_positions(locs: torch.Tensor, augment: int) -> torch.Tensor:
+    """``augment`` transforms of each instance's positions, ``(augment * B, N, 2)``.
+
+    The 8 dihedral transforms of the unit square (POMO's x8) of each of
+    ``augment / 8`` rotations evenly spread over a quarter turn (the dihedral
+    transforms supply the quarter turns and reflections), so the first 8 are
+    POMO's. A rotated layout is fitted back into the unit square the way the
+    environment fits an instance's own (its lower-left corner at the origin,
+    its longer side of length 1, aspect kept), so the policy sees positions
+    like those it was trained on. Row ``t * B + b`` is transform ``t`` of
+    instance ``b``, rl4co's ``batchify`` order.
+    """
+    from rl4co.data.transforms import dihedral_8_augmentation
+
+    if augment == 1:
+        return locs
+    x, y = locs[..., 0], locs[..., 1]
+    layouts = [dihedral_8_augmentation(locs)]
+    for k in range(1, augment // 8):
+        angle = k * (math.pi / 2) / (augment // 8)
+        turned = torch.stack(
+            (math.cos(angle) * x - math.sin(angle) * y, math.sin(angle) * x + math.cos(angle) * y),
+            dim=-1,
+        )
+        turned = turned - turned.amin(dim=1, keepdim=True)
+        turned = turned / turned.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+        layouts.append(dihedral_8_augmentation(turned))
+    return torch.cat(layouts, dim=0)
+
+
 @torch.inference_mode()
 def decode(
     model: NeuralModel,
@@ -148,8 +193,9 @@ def decode(
     """The best decoded action sequence of each instance and its cost (instance units).
 
     ``greedy`` decodes once from the depot, ``multistart`` once from every
-    client (POMO), ``sampling`` draws ``samples`` sequences; ``augment`` (1 or
-    8) repeats it on the dihedral transforms of the positions. An instance
+    client (POMO), ``sampling`` draws ``samples`` sequences; ``augment`` (1, or
+    a multiple of 8) repeats it on that many transforms of the positions
+    (:func:`augmented_positions`). An instance
     with a fleet limit keeps only sequences within it; ``(None, inf)`` when
     none is.
     """
@@ -173,18 +219,19 @@ def decode_candidates(
     Decodings as :func:`decode`; sequences beyond an instance's fleet limit
     are left out, so an instance may get fewer (or none).
     """
-    from rl4co.data.transforms import StateAugmentation
+    from rl4co.utils.ops import batchify
 
     if decoding not in DECODINGS:
         raise ValueError(f"decoding is {decoding!r}, expected one of {', '.join(DECODINGS)}")
-    if augment not in (1, 8):
-        raise ValueError(f"augment is {augment!r}, expected 1 or 8")
+    augment = check_augment(augment)
     torch.manual_seed(seed)
     env = make_env(model.problem)
     td = to_tensordict(instances, device)
     batch = len(instances)
     if augment > 1:
-        td = StateAugmentation(num_augment=augment, augment_fn="dihedral8")(td)
+        locs = td["locs"]
+        td = batchify(td, augment)
+        td["locs"] = augmented_positions(locs, augment)
     td = env.reset(td)
     kwargs: dict[str, Any] = {"decode_type": "greedy"}
     if decoding == "multistart":

@@ -4,7 +4,8 @@ The model is a shipped one (``rota/models/checkpoints/PROBLEM+NODES.pt``, the
 one of the instance's problem nearest its size) or ``checkpoint=PATH`` from
 ``rota train``. Decoding: ``greedy`` (one sequence), ``multistart`` (one
 from every client, POMO) or ``sampling`` (``samples`` sequences), each on
-the 8 dihedral transforms of the positions with ``augment=8``. The best
+the 8 dihedral transforms of the positions with ``augment=8`` (POMO's x8), or
+on 8 for each of ``augment / 8`` rotations with a larger multiple of 8. The best
 sequence of each instance goes through the evaluator like every solver's.
 
 Instances of one problem and size decode as one batch (``rota solve
@@ -66,18 +67,16 @@ class NeuralSolver(RequiresModules):
         samples: int = 64,
         device: str = "auto",
     ):
-        from rota.models.checkpoint import DECODINGS
+        from rota.models.checkpoint import DECODINGS, check_augment
 
         if decoding not in DECODINGS:
             raise ValueError(f"decoding is {decoding!r}, expected one of {', '.join(DECODINGS)}")
-        if int(augment) not in (1, 8):
-            raise ValueError(f"augment is {augment!r}, expected 1 or 8")
         if int(samples) < 1:
             raise ValueError(f"samples must be a positive integer, got {samples!r}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device is {device!r}, expected auto, cpu or cuda")
         self.checkpoint, self.decoding = checkpoint, decoding
-        self.augment, self.samples, self.device = int(augment), int(samples), device
+        self.augment, self.samples, self.device = check_augment(augment), int(samples), device
         self._models: dict[str, object] = {}
 
     def configure(self, **options) -> NeuralSolver:

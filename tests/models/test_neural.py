@@ -21,7 +21,7 @@ from rota.envs.routing import (
     to_tensordict,
 )
 from rota.errors import FormatError
-from rota.models.checkpoint import decode, load_model, save_model
+from rota.models.checkpoint import augmented_positions, decode, load_model, save_model
 from rota.models.rrnco import ModelConfig, build_policy
 from rota.models.train import city_provenance
 from tests.data.test_generators import grid_city
@@ -209,6 +209,51 @@ def test_decodings_and_sampling_seeds(model_files):
         rota.solve(batch[0], solver="neural", checkpoint=path, decoding="beam")
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), rotations=st.integers(1, 4))
+def test_augmented_positions_are_similar_layouts_in_the_unit_square(seed: int, rotations: int):
+    from rl4co.data.transforms import dihedral_8_augmentation
+
+    rng = np.random.default_rng(seed)
+    locs = torch.as_tensor(rng.random((3, 7, 2)) * [1.0, rng.uniform(0.2, 1.0)])
+    locs = locs - locs.amin(dim=1, keepdim=True)  # fitted as the environment fits positions
+    locs = locs / locs.amax(dim=(1, 2), keepdim=True)
+    augment = 8 * rotations
+    out = augmented_positions(locs, augment)
+    assert out.shape == (augment * 3, 7, 2)
+    # the first 8 transforms are POMO's, so x8 decodes as it always did
+    assert torch.equal(out[:24], dihedral_8_augmentation(locs))
+    # every transform keeps the layout up to scale, fitted into the unit square
+    assert out.min() >= -1e-9 and out.max() <= 1 + 1e-9
+    assert torch.allclose(out.amax(dim=(1, 2)), torch.ones(augment * 3, dtype=out.dtype))
+    gaps = torch.cdist(out, out).reshape(augment, 3, -1)
+    first = torch.cdist(locs, locs).reshape(1, 3, -1)
+    ratios = gaps / first.clamp_min(1e-12)
+    off_diagonal = first.expand_as(gaps) > 1e-9
+    flat = ratios[off_diagonal].reshape(augment, 3, -1)
+    assert torch.allclose(flat, flat[..., :1].expand_as(flat), rtol=1e-9)
+    # and no two transforms of an instance are the same layout
+    rows = out.reshape(augment, 3, -1).transpose(0, 1)
+    assert all(torch.cdist(r, r).fill_diagonal_(1.0).min() > 1e-6 for r in rows)
+
+
+def test_more_transforms_never_decode_worse(model_files):
+    batch = instances("atsp", 3, 9, seed=8)
+    model = load_model(model_files["atsp"])
+    eight = decode(model, batch, "multistart", augment=8)
+    more = decode(model, batch, "multistart", augment=24)
+    assert all(m <= e for (_, m), (_, e) in zip(more, eight, strict=True))
+    for (sequence, cost), inst in zip(more, batch, strict=True):
+        assert cost == pytest.approx(rota.evaluate(inst, to_solution(sequence)).objective)
+
+
+@pytest.mark.parametrize("augment", [0, 2, 12, 136, "x", 8.5])
+def test_augment_counts_are_checked(model_files, augment):
+    inst = instances("acvrp", 1, 8)[0]
+    with pytest.raises(ValueError, match="expected 1 or a multiple of 8 up to 128"):
+        rota.solve(inst, solver="neural", checkpoint=str(model_files["acvrp"]), augment=augment)
+
+
 def test_a_fleet_limit_keeps_plans_within_it(model_files):
     import dataclasses
 
@@ -363,6 +408,8 @@ def test_hybrid_options_are_checked():
         rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", seeds="pyvrp")
     with pytest.raises(ValueError, match="refine: greedy takes no warm start"):
         rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", refine="greedy", seeds="greedy")
+    with pytest.raises(ValueError, match="augment is 4, expected 1 or a multiple of 8"):
+        rota.solve(instances("acvrp", 1, 8)[0], solver="hybrid", augment=4)
 
 
 def test_shipped_models_load_match_their_names_and_have_cards():
