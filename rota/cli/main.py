@@ -889,6 +889,10 @@ def train(
     max_time: Annotated[
         str, typer.Option(help="Wall-clock budget of this run: seconds, 30m, 2h, 1h30m.")
     ] = "1h",
+    max_steps: Annotated[
+        int | None,
+        typer.Option(help="Optimiser steps of this run at most (it ends at the first limit)."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto (a GPU when present), cpu or gpu.")] = "auto",
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from --out's last checkpoint.")
@@ -941,9 +945,9 @@ def train(
         from rota.models.training import family_trainer
 
         run = RunSpec(
-            out=out, max_time=parse_duration(max_time), device=device, resume=resume,
-            init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr, lr_final=lr_final,
-            val_size=val_size, seed=seed, threads=threads, devices=devices,
+            out=out, max_time=parse_duration(max_time), max_steps=max_steps, device=device,
+            resume=resume, init=init, batch_size=batch_size, epoch_size=epoch_size, lr=lr,
+            lr_final=lr_final, val_size=val_size, seed=seed, threads=threads, devices=devices,
             strategy=strategy, export_minutes=export_minutes, command=command_line(),
         )  # fmt: skip
         _report_training(out, family_trainer(problem)(run, parse_options(option)))
@@ -959,8 +963,9 @@ def train(
 
     problem_timed = problem == "acvrptw"
     spec = TrainSpec(
-        problem=problem, nodes=nodes, out=out, max_time=parse_duration(max_time), city=city,
-        vary_roads=vary_roads, pbf=pbf, device=device, resume=resume, init=init,
+        problem=problem, nodes=nodes, out=out, max_time=parse_duration(max_time),
+        max_steps=max_steps, city=city, vary_roads=vary_roads, pbf=pbf, device=device,
+        resume=resume, init=init,
         batch_size=batch_size, starts=starts, epoch_size=epoch_size, lr=lr, lr_final=lr_final,
         val_size=val_size, reference_time=reference_time, seed=seed, threads=threads,
         devices=devices, strategy=strategy, export_minutes=export_minutes,

@@ -57,6 +57,9 @@ class RunSpec:
     out: Path
     #: Wall-clock seconds of this run (a resumed run gets its own budget).
     max_time: float
+    #: Optimiser steps of this run at most, whichever of the two ends it first
+    #: (``None``: the wall-clock budget alone); runs of a fixed length whatever the load.
+    max_steps: int | None = None
     device: str = "auto"
     resume: bool = False
     #: A model file to start from: curriculum and fine-tuning.
@@ -84,6 +87,9 @@ class RunSpec:
             raise ValueError(
                 f"max_time must be a positive number of seconds, got {self.max_time!r}"
             )
+        whole = isinstance(self.max_steps, int) and not isinstance(self.max_steps, bool)
+        if self.max_steps is not None and not (whole and self.max_steps >= 1):
+            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
         for name in ("batch_size", "epoch_size", "val_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -316,8 +322,8 @@ def _fit(
         }  # fmt: skip
 
     class Budget(Callback):
-        """Stops this run after its own wall-clock budget, sets its learning rate as the
-        budget runs down, and exports the model as it goes.
+        """Stops this run after its own wall-clock budget (or its steps), sets its learning
+        rate as the budget runs down, and exports the model as it goes.
 
         Under DDP the first process decides and the others follow it: processes that
         stopped at different steps would wait for each other's gradients for ever, and
@@ -339,7 +345,9 @@ def _fit(
                 export(pl_module, training_record(trainer.global_step - self.first_step))
                 self.exported = now
             elapsed = trainer.strategy.broadcast(now - started)
-            if elapsed >= run.max_time:
+            steps = trainer.global_step - self.first_step  # the same on every process
+            out_of_steps = run.max_steps is not None and steps >= run.max_steps
+            if elapsed >= run.max_time or out_of_steps:
                 trainer.should_stop = True
             self.set_learning_rate(trainer, run.learning_rate(elapsed))
 

@@ -275,8 +275,8 @@ def test_train_cli_trains_exports_resumes_and_the_solver_uses_it(tmp_path: Path)
     CITY.save(city)
     out = tmp_path / "run"
     common = ["train", "--problem", "acvrp", "--nodes", "6", "--city", str(city), "--out",
-              str(out), "--max-time", "2s", "--batch-size", "4", "--starts", "3",
-              "--epoch-size", "8", "--val-size", "2", "--reference-time", "0.1",
+              str(out), "--max-time", "5m", "--max-steps", "2", "--batch-size", "4",
+              "--starts", "3", "--epoch-size", "8", "--val-size", "2", "--reference-time", "0.1",
               "--embed-dim", "16", "--layers", "1", "--threads", "1"]  # fmt: skip
     first = runner.invoke(app, common)
     assert first.exit_code == 0, first.output
@@ -291,11 +291,10 @@ def test_train_cli_trains_exports_resumes_and_the_solver_uses_it(tmp_path: Path)
     resumed = runner.invoke(app, [*common, "--resume"])
     assert resumed.exit_code == 0, resumed.output
     model = load_model(out / "model.pt")
-    assert len(model.training["runs"]) == 2 and model.training["steps"] >= 2
-    # each run counts its own steps: the checkpoint's step is the sum of both
+    # each run counts its own steps (--max-steps is per run): the checkpoint's are the sum
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
-    first, second = (r["steps"] for r in model.training["runs"])
-    assert first >= 1 and second >= 1 and checkpoint["global_step"] == first + second
+    assert [r["steps"] for r in model.training["runs"]] == [2, 2]
+    assert model.training["steps"] == checkpoint["global_step"] == 4
 
     # a curriculum step: a larger size started from this model
     bigger = [*common, "--init", str(out / "model.pt"), "--nodes", "8"]
@@ -325,7 +324,8 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
 
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "rota.cli.main", "train", "--problem", "cvrp",
-               "--nodes", "6", "--out", str(out), "--max-time", "10s", "--batch-size", "4",
+               "--nodes", "6", "--out", str(out), "--max-time", "5m", "--max-steps", "2",
+               "--batch-size", "4",
                "--starts", "3", "--epoch-size", "8", "--val-size", "2",
                "--reference-time", "0.1", "--embed-dim", "16", "--layers", "1",
                "--devices", "2", "--strategy", "ddp"]  # fmt: skip
@@ -337,10 +337,11 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
     with (out / "metrics" / "version_0" / "metrics.csv").open() as handle:
         logged = [(int(r["epoch"]), int(r["step"])) for r in csv.DictReader(handle)]
     # 8 instances an epoch, 4 a step: one step an epoch when two processes share it
-    # (two steps for one process alone)
-    assert max(step for _, step in logged) >= 1, logged
+    # (two steps for one process alone); --max-steps ends the run after the second
+    assert max(step for _, step in logged) == 1, logged
     assert all(epoch == step for epoch, step in logged), logged
     model = load_model(out / "model.pt")
+    assert model.training["steps"] == 2
     assert "DDP: 2 processes" in model.training["runs"][0]["device"]
     assert rota.solve(instances("cvrp", 1, 6)[0], solver="neural",
                       checkpoint=str(out / "model.pt")).status is rota.Status.FEASIBLE  # fmt: skip
@@ -357,6 +358,7 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
         (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
         (["--problem", "cvrp", "--export-minutes", "-1"], "export_minutes must be a number >= 0"),
+        (["--problem", "cvrp", "--max-steps", "0"], "max_steps must be a positive integer, got 0"),
         (["--problem", "cvrp", "--starts", "500"], "starts must be between 2 and 100"),
         (["--problem", "cvrp", "--lr-final", "0.1"], "lr_final must be a number between 0 and lr"),
         (["--problem", "cvrp", "--resume"], "--resume: no checkpoint to resume"),

@@ -82,10 +82,21 @@ def test_the_learning_rate_is_the_runs_own_also_when_resumed_and_falls_to_lr_fin
     assert second.learning_rate(0.25) == pytest.approx(0.11)  # halfway down the cosine
 
 
+def test_max_steps_ends_each_run_after_its_own_steps(tmp_path: Path):
+    first = RunSpec(out=tmp_path, max_time=600.0, max_steps=7, device="cpu", lr=0.5)
+    assert fit(Regression.module(), first, lambda m, r: None, history=[]).steps == 7
+    resumed = RunSpec(out=tmp_path, max_time=600.0, max_steps=3, device="cpu", resume=True)
+    second = fit(Regression.module(), resumed, lambda m, r: None, history=[])
+    assert second.steps == 3 and second.trainer.global_step == 10
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"max_time": 0}, "max_time must be a positive number"),
+        ({"max_steps": 0}, "max_steps must be a positive integer, got 0"),
+        ({"max_steps": 2.5}, "max_steps must be a positive integer, got 2.5"),
+        ({"max_steps": True}, "max_steps must be a positive integer, got True"),
         ({"batch_size": 0}, "batch_size must be a positive integer"),
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"lr": 1e-4, "lr_final": 1e-3}, "lr_final must be a number between 0 and lr"),
