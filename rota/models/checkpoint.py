@@ -195,9 +195,8 @@ def decode(
     ``greedy`` decodes once from the depot, ``multistart`` once from every
     client (POMO), ``sampling`` draws ``samples`` sequences; ``augment`` (1, or
     a multiple of 8) repeats it on that many transforms of the positions
-    (:func:`augmented_positions`). An instance
-    with a fleet limit keeps only sequences within it; ``(None, inf)`` when
-    none is.
+    (:func:`augmented_positions`). An instance with a fleet limit keeps only
+    sequences within it; ``(None, inf)`` when none is.
     """
     best = decode_candidates(model, instances, 1, decoding, augment, samples, seed, device)
     return [found[0] if found else (None, float("inf")) for found in best]
