@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--sets", type=Path, default=Path("out/neural"), help="PROBLEM.jsonl")
     parser.add_argument("--out", type=Path, default=HERE / "throughput.md")
+    parser.add_argument(
+        "--problems", nargs="+", default=["atsp", "acvrp", "acvrptw", "cvrp"], metavar="PROBLEM"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     reference = pyvrp_costs()
@@ -69,7 +72,7 @@ def main() -> None:
         "| set | decoding | instances | seconds per instance | mean gap to PyVRP % |",
         "|---|---|---:|---:|---:|",
     ]  # fmt: skip
-    for problem in ("atsp", "acvrp", "acvrptw", "cvrp"):
+    for problem in args.problems:
         instances = rota.read_set(args.sets / f"{problem}.jsonl")
         for label, options in DECODINGS:
             rota.solve(instances[:2], solver="neural", **options)  # load and warm up

@@ -247,6 +247,19 @@ def test_more_transforms_never_decode_worse(model_files):
         assert cost == pytest.approx(rota.evaluate(inst, to_solution(sequence)).objective)
 
 
+def test_decoding_in_chunks_gives_the_same_plans(model_files, monkeypatch):
+    import rota.models.checkpoint as checkpoint
+
+    batch = instances("acvrp", 5, 8, seed=9)
+    model = load_model(model_files["acvrp"])
+    whole = decode(model, batch, "multistart", augment=8)
+    monkeypatch.setattr(checkpoint, "ROLLOUT_ROWS", 2 * 8 * 9)  # two instances a chunk
+    chunked = decode(model, batch, "multistart", augment=8)
+    assert [c for _, c in whole] == [c for _, c in chunked]
+    for (a, _), (b, _) in zip(whole, chunked, strict=True):  # a batch pads to its longest
+        assert np.array_equal(np.trim_zeros(a, "b"), np.trim_zeros(b, "b"))
+
+
 @pytest.mark.parametrize("augment", [0, 2, 12, 136, "x", 8.5])
 def test_augment_counts_are_checked(model_files, augment):
     inst = instances("acvrp", 1, 8)[0]
