@@ -9,7 +9,9 @@ on 8 for each of ``augment / 8`` rotations with a larger multiple of 8. The best
 sequence of each instance goes through the evaluator like every solver's.
 
 Instances of one problem and size decode as one batch (``rota solve
-many.jsonl --solver neural``); on a GPU when one is present (``device``).
+many.jsonl --solver neural``), in chunks of bounded memory
+(:data:`rota.models.checkpoint.ROLLOUT_ROWS`); on a GPU when one is present
+(``device``).
 One decode is one iteration: it runs to its end whatever the stop says.
 """
 
