@@ -59,7 +59,7 @@ class HybridSolver:
         if int(seed_count) < 1:
             raise ValueError(f"seed_count must be a positive integer, got {seed_count!r}")
         self.refine, self.seed_count = refine, int(seed_count)
-        self.checkpoint, self.decoding, self.augment = checkpoint, decoding, augment
+        self.checkpoint, self.decoding = checkpoint, decoding
         self._refiner = get_solver(refine, "routing")
         if not self._refiner.capabilities.warm_start:
             raise ValueError(f"refine: {refine} takes no warm start, so it cannot refine seeds")
@@ -68,7 +68,8 @@ class HybridSolver:
             from rota.solvers.neural import NeuralSolver
 
             self._neural = NeuralSolver(checkpoint, decoding, augment, samples=4 * self.seed_count)
-            self.augment = self._neural.augment
+        # the neural solver checks the count; without neural seeds it is not used
+        self.augment = self._neural.augment if self._neural else augment
         caps = self._refiner.capabilities
         self.capabilities = RoutingCapabilities(
             warm_start=True, stopping=caps.stopping, asymmetric=caps.asymmetric,
