@@ -3,12 +3,13 @@
 # this file): `bash benchmarks/gpu/session.sh`, carrying gpu-carry/ (prepare.sh). Runs on
 # the device machine, which sets $OUT; every phase is bounded and writes under $OUT as it
 # goes, so a cut-off call still returns what was done:
-#   1. batched neural decoding of the 128-instance test sets on the GPU (issue 9's timing);
+#   1. batched neural decoding of the 128-instance test sets on the GPU (issue 9's timing),
+#      then x64 and x128 on ATSP and ACVRP;
 #   2. ga on 1,024 CVRP100 in one call on the GPU, then PyVRP in one process per core
 #      (issue 10's throughput);
 #   3. the ATSP100 and ACVRP100 models trained on, from the shipped ones, on varied roads
 #      (as on the CPU), side by side on the GPU until the call's budget is spent
-#      (snapshots in $OUT/runs.tar.gz).
+#      (snapshots in $OUT/runs-PROBLEM.tar.gz).
 set -uo pipefail
 : "${OUT:?run this through the device tool, which sets OUT}"
 BUDGET=${BUDGET:-560}   # seconds for the whole call, as its timeout_s allows
@@ -48,6 +49,11 @@ if phase 1; then
     timeout 120 python3 benchmarks/neural/throughput.py --threads 4 --sets $SETS \
         --out "$OUT/neural-throughput.md" >>"$OUT/log.txt" 2>&1
     log "phase 1 ended with $?"
+    # more transforms, on the two problems with accuracy targets: cheap on a GPU
+    timeout 90 python3 benchmarks/neural/throughput.py --threads 4 --sets $SETS \
+        --problems atsp acvrp --no-unaugmented --augments 64 128 \
+        --out "$OUT/neural-throughput-x128.md" >>"$OUT/log.txt" 2>&1
+    log "phase 1b ended with $?"
 fi
 
 if phase 2; then
@@ -76,9 +82,14 @@ elif phase 3; then
             --batch-size 64 --lr 1e-4 --lr-final 1e-5 --device ${DEVICE/cuda/gpu} --threads 4 --export-minutes 1 \
             >$RUNS/${problem}100.log 2>&1 &
     done
+    # one archive a problem: both together, checkpoints with their optimiser state, come
+    # close to the 16 MiB the device tool returns of one file
     snapshot() {  # tar's status 1 is a file written while read: the next snapshot has it
-        tar -czf "$OUT/runs.tar.gz.part" --warning=no-file-changed -C /tmp runs
-        [ $? -le 1 ] && mv "$OUT/runs.tar.gz.part" "$OUT/runs.tar.gz"
+        for problem in $PROBLEMS; do
+            tar -czf /tmp/runs-$problem.tar.gz --warning=no-file-changed -C /tmp \
+                runs/${problem}100 runs/${problem}100.log
+            [ $? -le 1 ] && mv /tmp/runs-$problem.tar.gz "$OUT/"
+        done
     }
     while [ -n "$(jobs -r)" ] && [ "$(left)" -gt 10 ]; do
         sleep 20

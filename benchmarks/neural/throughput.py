@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +28,12 @@ import torch
 import rota
 
 HERE = Path(__file__).resolve().parent
-DECODINGS = (
+UNAUGMENTED = (
     ("greedy", {"decoding": "greedy", "augment": 1}),
     ("multistart", {"decoding": "multistart", "augment": 1}),
-    ("multistart x8", {"decoding": "multistart", "augment": 8}),
-    # 8 dihedral transforms of 4 rotations, 22.5 degrees apart
-    ("multistart x32", {"decoding": "multistart", "augment": 32}),
 )
+#: x8 is POMO's dihedral transforms; x32 adds 4 rotations 22.5 degrees apart.
+AUGMENTS = (8, 32)
 
 
 def pyvrp_costs() -> dict[str, float]:
@@ -53,6 +53,11 @@ def main() -> None:
     parser.add_argument(
         "--problems", nargs="+", default=["atsp", "acvrp", "acvrptw", "cvrp"], metavar="PROBLEM"
     )
+    parser.add_argument(
+        "--augments", nargs="+", type=int, default=list(AUGMENTS), metavar="N",
+        help="the augmented multistart decodings (1 or multiples of 8 up to 128)",
+    )  # fmt: skip
+    parser.add_argument("--no-unaugmented", action="store_true", help="no greedy, multistart")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     reference = pyvrp_costs()
@@ -62,8 +67,7 @@ def main() -> None:
         device = f"CPU, {args.threads} torch thread(s)"
     lines = [
         "# Batched neural decoding on the test sets", "",
-        "Command: `python benchmarks/neural/throughput.py "
-        f"--threads {args.threads}`  ",
+        f"Command: `python benchmarks/neural/throughput.py {' '.join(sys.argv[1:])}`  ",
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  ",
         f"Machine: {platform.machine()}, {device}  ",
         "Each set decoded in one call; time is wall time per instance (model load excluded, "
@@ -72,9 +76,13 @@ def main() -> None:
         "| set | decoding | instances | seconds per instance | mean gap to PyVRP % |",
         "|---|---|---:|---:|---:|",
     ]  # fmt: skip
+    decodings = [] if args.no_unaugmented else list(UNAUGMENTED)
+    decodings += [
+        (f"multistart x{n}", {"decoding": "multistart", "augment": n}) for n in args.augments
+    ]
     for problem in args.problems:
         instances = rota.read_set(args.sets / f"{problem}.jsonl")
-        for label, options in DECODINGS:
+        for label, options in decodings:
             rota.solve(instances[:2], solver="neural", **options)  # load and warm up
             started = time.perf_counter()
             results = rota.solve(instances, solver="neural", **options)
@@ -87,7 +95,8 @@ def main() -> None:
             gap = f"{np.mean(gaps):.2f}" if gaps else "–"
             lines.append(f"| {problem}100 | {label} | {len(instances)} | {seconds:.4f} | {gap} |")
             print(lines[-1], flush=True)
-    args.out.write_text("\n".join(lines) + "\n")
+            # row by row, so a run cut off by its time limit keeps what it measured
+            args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
