@@ -6,6 +6,8 @@
 # Usage: bash benchmarks/gpu/prepare.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# the project's venv (`make install`) when there is one: it has rota's data dependencies
+[ -d .venv ] && PATH=$PWD/.venv/bin:$PATH
 CARRY=gpu-carry
 CITY=out/helsinki-1000.npz
 PROBLEMS=${PROBLEMS:-atsp acvrp}
