@@ -20,8 +20,8 @@ import torch
 
 import rota
 
-#: ga's population and offspring per generation in the throughput runs.
-GA_OPTIONS = {"population": 8, "offspring": 8}
+#: ga's population in the throughput runs.
+POPULATION = 8
 #: PyVRP's budgets per instance, seconds.
 PYVRP_BUDGETS = (0.1, 0.3, 1.0)
 
@@ -65,6 +65,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="auto", help="ga's device: auto, cpu or cuda")
     parser.add_argument("--generations", default="5,10", help="ga runs: generations of each")
+    parser.add_argument(
+        "--offspring",
+        default="8",
+        help="ga runs: children a generation (each with each --generations)",
+    )
     args = parser.parse_args()
     instances = rota.read_set(args.set)
     count = len(instances)
@@ -72,18 +77,21 @@ def main() -> None:
     if device == "cuda":
         device = f"{torch.cuda.get_device_name(0)} (torch {torch.__version__})"
     ga_runs = [
-        (f"ga P={GA_OPTIONS['population']}, {g} generations", f"iterations={g}")
+        (
+            f"ga P={POPULATION}" + (f", {c} children" if c != POPULATION else "")
+            + f", {g} generations",
+            {"stop": f"iterations={g}", "population": POPULATION, "offspring": c},
+        )
+        for c in (int(x) for x in args.offspring.split(","))
         for g in (int(x) for x in args.generations.split(","))
-    ]
+    ]  # fmt: skip
     rows, objectives = [], {}
     torch.set_num_threads(args.workers)
     # starting CUDA (or torch's CPU kernels) is paid here, not by the first timed run
     rota.solve(instances[:2], solver="ga", stop="iterations=1", seed=0, device=args.device)
-    for label, stop in ga_runs:
+    for label, options in ga_runs:
         began = time.perf_counter()
-        results = rota.solve(
-            instances, solver="ga", stop=stop, seed=0, device=args.device, **GA_OPTIONS
-        )
+        results = rota.solve(instances, solver="ga", seed=0, device=args.device, **options)
         wall = time.perf_counter() - began
         objectives[label] = [r.objective if r.status.has_solution else None for r in results]
         rows.append((label, wall))

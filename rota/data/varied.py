@@ -153,3 +153,18 @@ def varied_city(roads: RoadGraph, points: int, rng: np.random.Generator) -> City
         "road_km": round(varied.length_m / 1000.0, 3),
     }
     return City(distance, duration, sampled.lat, sampled.lon, metadata)
+
+
+def varied_instances(
+    problem: str, nodes: int, roads: RoadGraph, points: int, seed: int, part: int, size: int,
+    **options,
+) -> list:  # fmt: skip
+    """``size`` instances on one varied city of ``points`` points, drawn from ``(seed, part)``.
+
+    Nothing else feeds the draw, so every part of a batch can be made in any process
+    and in any order with the same result (training spreads them over worker processes).
+    """
+    from rota.data import generate
+
+    city = varied_city(roads, points, np.random.default_rng([seed, part]))
+    return list(generate(problem, size, nodes, seed + part, city=city, **options))

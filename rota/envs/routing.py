@@ -196,21 +196,49 @@ class InstanceGenerator(Generator):
     of a ``city``, every :data:`INSTANCES_PER_VARIED_CITY` instances come from a
     new varied city (:func:`rota.data.varied.varied_city`) of
     :data:`VARIED_CITY_POINTS_PER_LOCATION` points per location, so a point
-    is never seen in more than one group.
+    is never seen in more than one group. Building those cities costs about 3 ms an
+    instance, half of a GPU's training step at batch 64 (``benchmarks/neural/training``):
+    ``workers`` > 1 builds the groups in that many processes, with the same instances
+    as in one.
     """
 
-    def __init__(self, problem: str, nodes: int, city=None, seed: int = 0, roads=None, **options):
+    def __init__(
+        self, problem: str, nodes: int, city=None, seed: int = 0, roads=None, workers: int = 0,
+        **options,
+    ):  # fmt: skip
         if city is not None and roads is not None:
             raise ValueError("give a city or a road network to vary, not both")
+        if workers < 0:
+            raise ValueError(f"workers must be 0 or more, got {workers!r}")
+        if workers > 1 and roads is None:
+            raise ValueError("worker processes build varied-road batches: give roads")
         self.problem, self.nodes, self.city, self.options = problem, nodes, city, options
-        self.roads = roads
+        self.roads, self.workers = roads, workers
         self.num_loc = nodes if problem in ("atsp", "tsp") else nodes + 1
         self._seeds = np.random.default_rng(seed)
+        self._pool = None
 
     def __deepcopy__(self, memo):
         # Lightning deep-copies the hyperparameters, this generator among them: the
         # city's matrices are read-only data to share, not to copy.
         return self
+
+    def __getstate__(self):
+        # checkpoints pickle the env and its generator; a process pool does not pickle
+        return {**self.__dict__, "_pool": None}
+
+    def _worker_pool(self):
+        if self._pool is None:
+            import multiprocessing
+            import weakref
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: forking a process that holds torch's threads (or CUDA) is unsafe
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
+        return self._pool
 
     def _generate(self, batch_size) -> TensorDict:
         from rota.data import generate
@@ -218,25 +246,37 @@ class InstanceGenerator(Generator):
         count = int(np.prod(batch_size))
         seed = int(self._seeds.integers(2**31))
         if self.roads is None:
-            cities = [(self.city, count)]
-        else:
-            from rota.data.varied import varied_city
-
-            rng = np.random.default_rng(seed)
-            points = VARIED_CITY_POINTS_PER_LOCATION * self.num_loc
-            sizes = [
-                min(INSTANCES_PER_VARIED_CITY, count - start)
-                for start in range(0, count, INSTANCES_PER_VARIED_CITY)
-            ]
-            cities = [(varied_city(self.roads, points, rng), size) for size in sizes]
-        instances = [
-            instance
-            for part, (city, size) in enumerate(cities)
-            for instance in generate(
-                self.problem, size, self.nodes, seed + part, city=city, **self.options
+            instances = generate(
+                self.problem, count, self.nodes, seed, city=self.city, **self.options
             )
+            return to_tensordict(list(instances))
+        from functools import partial
+
+        sizes = [
+            min(INSTANCES_PER_VARIED_CITY, count - start)
+            for start in range(0, count, INSTANCES_PER_VARIED_CITY)
         ]
-        return to_tensordict(instances)
+        group = partial(
+            _varied_batch, self.problem, self.nodes, self.roads,
+            VARIED_CITY_POINTS_PER_LOCATION * self.num_loc, seed, **self.options,
+        )  # fmt: skip
+        parts = range(len(sizes))
+        if self.workers > 1 and len(sizes) > 1:
+            groups = list(self._worker_pool().map(group, parts, sizes))
+        else:
+            groups = [group(part, size) for part, size in zip(parts, sizes, strict=True)]
+        return torch.cat(groups) if len(groups) > 1 else groups[0]
+
+
+def _varied_batch(*args, **options) -> TensorDict:
+    """One group of :func:`rota.data.varied.varied_instances` as a batch.
+
+    Worker processes return this rather than the instances, whose read-only
+    mappings do not pickle.
+    """
+    from rota.data.varied import varied_instances
+
+    return to_tensordict(varied_instances(*args, **options))
 
 
 class RoutingEnv(RL4COEnvBase):

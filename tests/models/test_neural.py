@@ -368,6 +368,8 @@ def test_ddp_training_shares_each_epoch_between_two_cpu_processes(tmp_path: Path
         (["--problem", "acvrp"], "trains on a city: give --city"),
         (["--problem", "cvrp", "--vary-roads"], "--vary-roads varies a city's roads: give --city"),
         (["--problem", "cvrp", "--pbf", "x.pbf"], "--pbf names the extract whose roads"),
+        (["--problem", "cvrp", "--data-workers", "2"], "--data-workers builds --vary-roads"),
+        (["--problem", "cvrp", "--data-workers", "-1"], "data-workers must be 0 or more, got -1"),
         (["--problem", "tsp"], "problem is 'tsp', expected one of atsp, acvrp, acvrptw, cvrp"),
         (["--problem", "cvrp", "--max-time", "soon"], "--max-time 'soon'"),
         (["--problem", "cvrp", "--export-minutes", "-1"], "export_minutes must be a number >= 0"),
