@@ -889,8 +889,8 @@ def train(
     data_workers: Annotated[
         int,
         typer.Option(
-            help="With --vary-roads: processes that build the training batches (0: the "
-            "training process; on a GPU the roads cost about half of each step)."
+            help="With --vary-roads: processes that build the training batches (0 or 1: "
+            "the training process; on a GPU the roads cost about half of each step)."
         ),
     ] = 0,
     max_time: Annotated[

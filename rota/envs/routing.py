@@ -197,9 +197,9 @@ class InstanceGenerator(Generator):
     new varied city (:func:`rota.data.varied.varied_city`) of
     :data:`VARIED_CITY_POINTS_PER_LOCATION` points per location, so a point
     is never seen in more than one group. Building those cities costs about 3 ms an
-    instance, half of a GPU's training step at batch 64 (``benchmarks/neural/training``):
-    ``workers`` > 1 builds the groups in that many processes, with the same instances
-    as in one.
+    instance on a CPU core, about half of an H200's training step at batch 64
+    (``benchmarks/neural/training``): ``workers`` > 1 builds the groups in that many
+    processes, with the same instances as in the calling one (0 or 1).
     """
 
     def __init__(

