@@ -315,6 +315,20 @@ def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     assert first.objective == again.objective
 
 
+def test_initial_individuals_searched_in_one_pass_or_the_first_few_first_agree() -> None:
+    # under a time limit the first few initial individuals are searched and repaired
+    # before the others; without one all go in one pass, which must change nothing
+    instances = [random_instance(seed, 25, kind) for seed, kind in ((8, "cvrp"), (9, "vrptw"))]
+    one_pass = solve(instances, iterations=2)
+    first_few_first = rota.solve(
+        instances, solver="ga", stop="iterations=2,time=1000", seed=3, device="cpu",
+        population=8, offspring=8,
+    )  # fmt: skip
+    for a, b in zip(one_pass, first_few_first, strict=True):
+        assert a.solution == b.solution
+        assert a.objective == b.objective
+
+
 @pytest.mark.parametrize("start", ["nearest", "random"])
 def test_a_batch_gets_the_results_of_solving_one_by_one(start: str) -> None:
     shapes = ((1, 18, "cvrp"), (2, 25, "vrptw"), (3, 22, "acvrp"))

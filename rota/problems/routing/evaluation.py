@@ -97,19 +97,49 @@ class Evaluation:
         return len(self.routes)
 
 
+class _Walk:
+    """What every route's schedule reads of one instance, derived once per evaluation
+    rather than once per route (most of the evaluator's time on solutions of many
+    short routes went into rebuilding these)."""
+
+    def __init__(self, instance: RoutingInstance) -> None:
+        n = instance.num_locations
+        self.instance = instance
+        self.n = n
+        self.depots = set(instance.depots)
+        self.dims = instance.load_dimensions
+        if instance.time_windows is None:
+            self.early, self.late = np.zeros(n), np.full(n, math.inf)
+        else:
+            self.early, self.late = instance.time_windows[:, 0], instance.time_windows[:, 1]
+        self.travel, self.service = instance.travel_time, instance.service_time
+        self.deliveries = instance.deliveries
+        change = instance.pickups - self.deliveries
+        for s in instance.shipments:
+            change[s.pickup] += np.broadcast_to(s.amounts, self.dims)
+            change[s.delivery] -= np.broadcast_to(s.amounts, self.dims)
+        self.change = change
+        self.capacities = [
+            None if vt.capacities is None else np.broadcast_to(vt.capacities, self.dims)
+            for vt in instance.vehicle_types
+        ]
+
+
 def schedule(instance: RoutingInstance, route: Route) -> RouteReport:
     """Walk ``route`` (of a vehicle type that exists) in distance, time and load.
 
     Visits to locations outside the instance, and to depots where the
     vehicle may not reload, are skipped; :func:`evaluate` reports them.
     """
-    n = instance.num_locations
+    return _schedule(_Walk(instance), route)
+
+
+def _schedule(walk: _Walk, route: Route) -> RouteReport:
+    instance, n, depots, dims = walk.instance, walk.n, walk.depots, walk.dims
     vt = instance.vehicle_types[route.vehicle_type]
-    depots = set(instance.depots)
     reloads = set(vt.reload_depots)
     visits = [v for v in route.visits if 0 <= v < n and (v not in depots or v in reloads)]
     path = (vt.depot, *visits, vt.final_depot)
-    dims = instance.load_dimensions
 
     trips: list[list[int]] = [[]]
     for v in visits:
@@ -123,16 +153,9 @@ def schedule(instance: RoutingInstance, route: Route) -> RouteReport:
         for trip in trips
     ]
 
-    if instance.time_windows is None:
-        early, late = np.zeros(n), np.full(n, math.inf)
-    else:
-        early, late = instance.time_windows[:, 0], instance.time_windows[:, 1]
-    travel, service = instance.travel_time, instance.service_time
-    deliveries, pickups = instance.deliveries, instance.pickups
-    change = pickups - deliveries
-    for s in instance.shipments:
-        change[s.pickup] += np.broadcast_to(s.amounts, dims)
-        change[s.delivery] -= np.broadcast_to(s.amounts, dims)
+    early, late = walk.early, walk.late
+    travel, service = walk.travel, walk.service
+    deliveries, change = walk.deliveries, walk.change
 
     out: list[Visit] = []
     peak = np.zeros(dims)
@@ -158,7 +181,9 @@ def schedule(instance: RoutingInstance, route: Route) -> RouteReport:
         )
         peak = np.maximum(peak, load)
 
-    distance = float(sum(instance.distance[a, b] for a, b in zip(path[:-1], path[1:], strict=True)))
+    # accumulate adds left to right, as a plain sum does (np.sum pairs terms up), so
+    # the distance is the same to the last bit
+    distance = float(np.add.accumulate(instance.distance[path[:-1], path[1:]])[-1])
     total = out[-1].start - out[0].start
     # Leaving later by delta moves the service at each stop by max(0, delta - waits so
     # far): allowed while every window still holds, useful until the waits are used up.
@@ -186,10 +211,10 @@ def _over(value: float, limit: float) -> bool:
 
 
 def _route_violations(
-    instance: RoutingInstance, r: int, report: RouteReport, violations: list[Violation]
+    walk: _Walk, r: int, report: RouteReport, violations: list[Violation]
 ) -> None:
+    instance, depots = walk.instance, walk.depots
     vt = instance.vehicle_types[report.vehicle_type]
-    depots = set(instance.depots)
     ends = {0: vt.depot, len(report.visits) - 1: vt.final_depot}
     if vt.max_reloads is not None and report.reloads > vt.max_reloads:
         violations.append(
@@ -209,10 +234,9 @@ def _route_violations(
                     f"at {closes:g}",
                 )
             )
-    capacities = vt.capacities
-    if capacities is not None:
-        dims = instance.load_dimensions
-        caps = np.broadcast_to(capacities, dims)
+    caps = walk.capacities[report.vehicle_type]
+    if caps is not None:
+        dims = walk.dims
         for dim in range(dims):
             if _over(report.load[dim], caps[dim]):
                 which = f" in load dimension {dim}" if dims > 1 else ""
@@ -309,9 +333,10 @@ def check_route(instance: RoutingInstance, route: Route) -> tuple[RouteReport, l
     shipments, fleet size) is left to :func:`evaluate`. The route's vehicle
     type must exist.
     """
-    report = schedule(instance, route)
+    walk = _Walk(instance)
+    report = _schedule(walk, route)
     violations: list[Violation] = []
-    _route_violations(instance, 0, report, violations)
+    _route_violations(walk, 0, report, violations)
     return report, violations
 
 
@@ -339,6 +364,7 @@ def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation
     violations: list[Violation] = []
     reports: list[tuple[int, RouteReport]] = []
     used = [0] * len(instance.vehicle_types)
+    walk = _Walk(instance)
 
     for r, route in enumerate(solution.routes):
         if not route.visits:
@@ -365,8 +391,8 @@ def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation
                 violations.append(
                     Violation("unknown_client", f"route {r} visits {v}, which is not a client")
                 )
-        report = schedule(instance, route)
-        _route_violations(instance, r, report, violations)
+        report = _schedule(walk, route)
+        _route_violations(walk, r, report, violations)
         reports.append((r, report))
 
     _shipment_violations(instance, reports, violations)

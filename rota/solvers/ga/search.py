@@ -13,6 +13,7 @@ kept). The best feasible solution ever seen per instance is kept apart.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -223,10 +224,13 @@ def run(
     # repaired individual). The first few go through both before the others: a round
     # costs about in proportion to the individuals in it, so under a short time limit a
     # few finished individuals come sooner than many half-searched ones. Each individual
-    # is searched alone, so without a cut the order changes nothing.
+    # is searched alone, so without a cut the order changes nothing, and a run with no
+    # time limit searches them all in one pass: a round's cost on a GPU barely depends on
+    # its rows, and two passes took 78 rounds where one takes 41 (128 CVRP100, P = 8).
     first = (torch.arange(P, device=batch.device) < _SEARCHED_FIRST).expand(B, P)
+    parts = (first, ~first) if math.isfinite(stop.time_limit) else (torch.ones_like(first),)
     strong = weights * settings.repair_factor
-    for part in (first, ~first):
+    for part in parts:
         seq = local_search(batch, seq, weights, out_of_time, searched=part)
         broken = part & ~_feasible(_Scored(batch, seq, weights), tolerance)
         seq = local_search(batch, seq, strong, out_of_time, searched=broken)
