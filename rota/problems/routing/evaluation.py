@@ -113,8 +113,8 @@ class _Walk:
         else:
             self.early, self.late = instance.time_windows[:, 0], instance.time_windows[:, 1]
         self.travel, self.service = instance.travel_time, instance.service_time
-        self.deliveries = instance.deliveries
-        change = instance.pickups - self.deliveries
+        self.deliveries, self.pickups = instance.deliveries, instance.pickups
+        change = self.pickups - self.deliveries
         for s in instance.shipments:
             change[s.pickup] += np.broadcast_to(s.amounts, self.dims)
             change[s.delivery] -= np.broadcast_to(s.amounts, self.dims)
@@ -275,8 +275,8 @@ def _route_violations(
     if instance.linehaul_first:
         # A trip starts with a delivery (linehaul) client, and no delivery client
         # directly follows a pickup (backhaul) client; a client with both is both.
-        linehaul = instance.deliveries.any(axis=1)
-        backhaul = instance.pickups.any(axis=1)
+        linehaul = walk.deliveries.any(axis=1)
+        backhaul = walk.pickups.any(axis=1)
         for trip in report.trips:
             if trip and backhaul[trip[0]]:
                 violations.append(
