@@ -176,21 +176,24 @@ def call_in_run_process(
     function: Callable[..., Any],
     args: tuple,
     limit: float,
+    options: dict[str, Any] | None = None,
 ) -> tuple[str, Any]:
     """Inside a Dask task: ``function(*args)`` in this thread's run process of ``solver``.
 
-    The process is kept for the thread's next run of the same solver and
+    The process, which loads ``solver`` configured with ``options`` before its
+    first run, is kept for the thread's next run of the same solver, options and
     registrations (``registrations`` is a pickled
     :class:`~rota.solvers.processes.Registrations`); see
     :meth:`RunProcess.call <rota.solvers.processes.RunProcess.call>` for what
     comes back.
     """
     process = getattr(_hosted, "process", None)
-    if process is not None and (process.key != (solver, registrations) or not process.alive):
+    key = (solver, registrations, options or {})
+    if process is not None and (process.key != key or not process.alive):
         process.close()
         process = None
     if process is None:
-        process = _hosted.process = processes.RunProcess(solver, registrations)
+        process = _hosted.process = processes.RunProcess(*key)
     outcome, value = process.call(function, args, limit, _cancelled)
     if outcome != "done":
         _hosted.process = None

@@ -9,10 +9,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-4}
-# one torch thread per run: with two runs in parallel on two cores, torch's default of a
-# thread per core oversubscribed them, and ga and the neural seeds overran their budgets
-# (2 s runs took up to 13 s) while the other solvers were unaffected
-export OMP_NUM_THREADS=1
 WORKERS=${2:-1}
 BUDGETS=0.5,1,2,5,10
 CITY=out/helsinki-1000.npz

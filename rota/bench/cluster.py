@@ -46,6 +46,7 @@ def run_task(task: _Task, instance_bytes: bytes, registrations: bytes, grace: fl
         execute,
         (task, instance_bytes),
         processes.deadline(task.time_limit, grace),
+        task.options,
     )
     if outcome == "done":
         return value

@@ -33,7 +33,9 @@ A worker process runs one solver only, because two backends' native libraries
 can clash in one process; it imports that solver before taking runs, and when
 the solver has no runs left the worker is replaced by one for the next solver.
 Parallel runs are therefore mostly of the same solver, so every solver meets
-about the same contention for cores.
+about the same contention for cores. Each worker gets an even share of the
+cores for OpenMP (torch) threads, and imports what its solver's runs import
+before taking runs, so no run's time includes an import.
 
 Workers ignore SIGINT, so Ctrl+C reaches the parent alone, which stops them
 and keeps what is written; if the parent itself is killed, each worker kills
@@ -424,6 +426,18 @@ class _Worker:
     deadline: float = float("inf")
 
 
+def threads_per_worker(workers: int) -> int | None:
+    """OpenMP threads each of ``workers`` parallel runs gets: an even share of the cores.
+
+    torch's default of one thread per core, times two runs on two cores, made
+    torch solvers overrun their budgets several times over. ``None`` (keep the
+    default) when the user set ``OMP_NUM_THREADS``: their choice stands.
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def _context() -> multiprocessing.context.BaseContext:
     # forkserver: each worker is forked from a clean single-threaded server that has
     # imported this module once, so a worker starts in ~10 ms instead of ~0.5 s for
@@ -444,32 +458,34 @@ class _Pool:
     registrations: processes.Registrations
     grace: float
     on_done: Callable[[_Task, dict[str, Any]], None]
+    threads: int | None = None  # OpenMP threads per worker; None leaves the default
     workers: list[_Worker] = field(default_factory=list)
     startup_failures: int = 0
 
-    def _start(self, solver: str) -> _Worker:
+    def _start(self, task: _Task) -> _Worker:
+        """A worker for ``task``'s solver, configured with the bench's options for it."""
         ctx = _context()
         parent, child = ctx.Pipe()
         process = ctx.Process(
             target=processes.serve,
-            args=(child, self.registrations, solver),
-            name=f"rota-bench-{solver}",
+            args=(child, self.registrations, task.solver, task.options, self.threads),
+            name=f"rota-bench-{task.solver}",
         )
         process.start()
         child.close()
-        return _Worker(process, parent, solver=solver)
+        return _Worker(process, parent, solver=task.solver)
 
     def run(self, tasks: list[_Task]) -> None:
         """Run ``tasks``; raises :class:`~rota.signals.Interrupted` on SIGINT or SIGTERM."""
         pending = list(tasks)
-        self.workers = [self._start(t.solver) for t in pending[: self.size]]
+        self.workers = [self._start(t) for t in pending[: self.size]]
         while pending or any(w.task is not None for w in self.workers):
             if signals.interrupted():
                 raise signals.Interrupted(signals.received())
             for i, w in enumerate(self.workers):
                 if w.ready and w.task is None and pending and not self._dispatch(w, pending):
                     self._close(w, kill=False)
-                    self.workers[i] = self._start(pending[0].solver)
+                    self.workers[i] = self._start(pending[0])
             busy = [w.deadline for w in self.workers if w.task is not None]
             timeout = min([_POLL_SECONDS, *(d - time.monotonic() for d in busy)])
             wait(
@@ -483,7 +499,7 @@ class _Pool:
                 else:
                     self._close(w, kill=True)
                     if pending:
-                        alive.append(self._start(pending[0].solver))
+                        alive.append(self._start(pending[0]))
             self.workers = alive
 
     def _dispatch(self, w: _Worker, pending: list[_Task]) -> bool:
@@ -904,7 +920,7 @@ def run_bench(
     interrupted: int | None = None
     recorder = _Recorder(_CsvLog(csv_path), out / "errors.log", file_refs)
     if client is None:
-        pool = _Pool(workers, registrations, grace, recorder)
+        pool = _Pool(workers, registrations, grace, recorder, threads_per_worker(workers))
     else:
         pool = ClusterPool(client, registrations, grace, recorder)
     try:

@@ -135,6 +135,22 @@ class RequiresModules:
         return True
 
 
+def preload(solver: Any) -> None:
+    """Import what ``solver``'s runs import, so that a run process pays for it once, untimed.
+
+    A backend whose ``available()`` only looks for its packages (importing
+    them is slow, and listing solvers must stay quick) defines ``preload()``;
+    for the others ``available()`` imports their engine's modules. A backend
+    that cannot load may raise here; run processes ignore that, and its runs
+    say why.
+    """
+    hook = getattr(solver, "preload", None)
+    if hook is not None:
+        hook()
+    else:
+        solver.available()
+
+
 def reconfigured(solver: Any, option_names: tuple[str, ...], options: Mapping[str, Any]) -> Any:
     """A new solver of ``solver``'s class with ``options`` replacing its current ones.
 
@@ -205,5 +221,5 @@ def best_feasible(instance: Any, solutions: Sequence[Any]) -> tuple[Any, Any] | 
 
 __all__ = [
     "ALL_CRITERIA", "Capabilities", "RequiresModules", "Result", "Solver", "Status",
-    "best_feasible", "finish", "reconfigured",
+    "best_feasible", "finish", "preload", "reconfigured",
 ]  # fmt: skip

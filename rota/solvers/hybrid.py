@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from rota.problems.routing import RoutingInstance
-from rota.solvers.base import Result, Status, best_feasible, finish, reconfigured
+from rota.solvers.base import Result, Status, best_feasible, finish, preload, reconfigured
 from rota.solvers.routing import RoutingCapabilities
 from rota.solvers.stopping import Stop, Stopping
 
@@ -84,6 +84,11 @@ class HybridSolver:
     def available(self) -> bool:
         producers_ok = self._neural is None or self._neural.available()
         return producers_ok and self._refiner.available()
+
+    def preload(self) -> None:
+        if self._neural is not None:
+            preload(self._neural)
+        preload(self._refiner)
 
     def supports(self, instance: RoutingInstance) -> str | None:
         from rota.solvers.greedy import GreedySolver

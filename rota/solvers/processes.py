@@ -9,8 +9,12 @@ them, for three reasons:
 - two backends' native libraries can clash in one process (HiGHS from
   highspy and the copy inside OR-Tools make whichever is imported second
   fail), so a process serves one solver only;
-- the solver is imported before the first run, so that its import time counts
-  neither against a run's wall time nor against its deadline.
+- the solver and the modules its runs import (torch for ``ga``, the policy's
+  and the refiner's for ``hybrid``: :func:`rota.solvers.base.preload`) are
+  imported before the first run, so that import time counts neither against a
+  run's wall time nor against its deadline;
+- a process can be given a number of threads for its native libraries
+  (OpenMP, so torch's), so that parallel runs do not oversubscribe the cores.
 
 :func:`serve` is the loop every run process runs. ``rota bench`` starts run
 processes through :mod:`multiprocessing` (:mod:`rota.bench.runner`); a Dask
@@ -134,19 +138,30 @@ def _end_with_parent() -> None:
     threading.Thread(target=watch, name="rota-parent-watch", daemon=True).start()
 
 
-def serve(conn: Connection, registrations: Registrations, solver: str) -> None:
+def serve(
+    conn: Connection,
+    registrations: Registrations,
+    solver: str,
+    options: dict[str, Any] | None = None,
+    threads: int | None = None,
+) -> None:
     """The loop of a run process: ``(function, args)`` in, ``function(*args)`` out.
 
-    Sends ``"ready"`` once ``solver`` is imported; ``None`` or a closed pipe
-    ends the loop. The functions sent never raise (they describe failures in
-    what they return), so one message in is always one message out.
+    Sends ``"ready"`` once ``solver``, configured with ``options``, and what
+    its runs import are loaded; ``None`` or a closed pipe ends the loop. The
+    functions sent never raise (they describe failures in what they return),
+    so one message in is always one message out. ``threads`` caps OpenMP's
+    threads (torch reads it when imported, which is why it is set first).
     """
     # A group of its own: a Ctrl+C at the terminal reaches the parent alone, which
     # decides what to do, and the parent can end the process with its children.
     os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_parent()
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     from rota.problems import FAMILIES, register_problem
+    from rota.solvers.base import preload
     from rota.solvers.registry import families_of, get_solver, register
 
     for family, target in registrations.families.items():
@@ -154,10 +169,14 @@ def serve(conn: Connection, registrations: Registrations, solver: str) -> None:
             register_problem(family, target)
     for family, name, target in registrations.solvers:
         register(name, target, family)
-    # A failure to import is left for the runs to record, each with its own message.
+    # A failure to import or configure is left for the runs to record, each with its
+    # own message.
     with contextlib.suppress(Exception):
         for family in families_of(solver):
-            get_solver(solver, family)
+            backend = get_solver(solver, family)
+            if options:
+                backend = backend.configure(**options)
+            preload(backend)
     conn.send("ready")
     while True:
         try:
@@ -174,10 +193,10 @@ def serve(conn: Connection, registrations: Registrations, solver: str) -> None:
 
 
 def serve_fd(fd: int) -> None:
-    """Entry point of a :class:`RunProcess`: its registrations and solver come first."""
+    """Entry point of a :class:`RunProcess`: its solver, registrations and options come first."""
     conn = Connection(fd)
-    solver, pickled = conn.recv()
-    serve(conn, pickle.loads(pickled), solver)
+    solver, pickled, options = conn.recv()
+    serve(conn, pickle.loads(pickled), solver, options)
 
 
 _BOOT = "import sys; from rota.solvers.processes import serve_fd; serve_fd(int(sys.argv[1]))"
@@ -191,8 +210,10 @@ class RunProcess:
     pair whose end it inherits as a file descriptor (POSIX).
     """
 
-    def __init__(self, solver: str, registrations: bytes) -> None:
-        self.key = (solver, registrations)
+    def __init__(
+        self, solver: str, registrations: bytes, options: dict[str, Any] | None = None
+    ) -> None:
+        self.key = (solver, registrations, options or {})
         parent, child = multiprocessing.Pipe()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         # -P: no script folder or working directory ahead of the host's path
@@ -206,7 +227,7 @@ class RunProcess:
         child.close()
         self.conn = parent
         self.ready = False
-        parent.send((solver, registrations))
+        parent.send(self.key)
 
     def _wait(self, until: float, stop: Callable[[], bool]) -> tuple[str, Any]:
         """The next message: ``("reply", message)``, ``("died", code)``, ``("late", None)``

@@ -35,6 +35,7 @@ from rota.bench.report import (
     references,
     summary_markdown,
 )
+from rota.bench.runner import threads_per_worker
 from rota.problems.routing import RoutingInstance, RoutingSolution
 from rota.solvers import registry
 from rota.solvers.base import Result, Status, finish
@@ -117,6 +118,16 @@ class OtherOrderSolver(OrderSolver):
     name = "bench-order2"
 
 
+class PreloadSolver(OrderSolver):
+    """An OrderSolver whose ``preload`` logs its process and the OpenMP threads it was given."""
+
+    name = "bench-preload"
+
+    def preload(self) -> None:
+        with open(self.log, "a") as handle:
+            handle.write(f"preload {os.getpid()} {os.environ.get('OMP_NUM_THREADS')}\n")
+
+
 class ExactTSPSolver(_TestSolver):
     """Brute force over tours; proves optimality; refuses anything but a TSP."""
 
@@ -176,6 +187,7 @@ TEST_SOLVERS = {
     for cls in (
         OrderSolver,
         OtherOrderSolver,
+        PreloadSolver,
         ExactTSPSolver,
         CrashSolver,
         BrokenSolver,
@@ -535,6 +547,34 @@ def test_a_worker_process_runs_one_solver_only(instances, tmp_path):
         pids[solver].add(pid)
     assert pids["bench-order"] and pids["bench-order2"]
     assert not pids["bench-order"] & pids["bench-order2"]
+
+
+def test_a_worker_preloads_its_configured_solver_with_a_share_of_the_cores(
+    instances, tmp_path, monkeypatch
+):
+    # the log path reaches preload only through the bench's options, so a line from
+    # preload shows the worker loaded the solver as configured
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    calls = tmp_path / "calls.log"
+    run_bench(
+        [str(instances / "tiny-atsp.json")], ["bench-preload"], [0.05], 4, tmp_path / "out",
+        workers=2, progress=False, solver_options={"bench-preload": {"log": str(calls)}},
+    )  # fmt: skip
+    lines = [line.split() for line in calls.read_text().splitlines()]
+    preloads = {words[1]: k for k, words in enumerate(lines) if words[0] == "preload"}
+    solves = [(k, words[-1]) for k, words in enumerate(lines) if words[0] != "preload"]
+    assert len(solves) == 4
+    assert all(pid in preloads and preloads[pid] < k for k, pid in solves)
+    assert {words[2] for words in lines if words[0] == "preload"} == {"3"}
+
+
+def test_threads_per_worker_shares_the_cores_unless_the_user_chose(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert [threads_per_worker(w) for w in (1, 2, 3)] == [2, 1, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert threads_per_worker(2) is None
 
 
 def test_retry_errors_reruns_only_errors(instances, tmp_path):

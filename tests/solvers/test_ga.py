@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -400,3 +402,15 @@ def test_options_are_checked_by_name() -> None:
     with pytest.raises(ValueError, match="start must be one of nearest, random, got 'x'"):
         backend.configure(start="x")
     assert rota.get_solver("ga").capabilities.batched
+
+
+def test_preload_imports_what_a_run_imports() -> None:
+    # a fresh interpreter: this one imported torch long ago
+    code = (
+        "import sys; import rota; "
+        "from rota.solvers.base import preload; "
+        "preload(rota.get_solver('hybrid').configure(seeds='greedy', refine='ga')); "
+        "print(sorted({'torch', 'rota.solvers.ga.search'} - set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -109,6 +109,13 @@ class GASolver:
         # solvers must stay quick
         return importlib.util.find_spec("torch") is not None
 
+    def preload(self) -> None:
+        if self.available():
+            import torch  # noqa: F401
+
+            import rota.solvers.ga.encoding
+            import rota.solvers.ga.search  # noqa: F401
+
     def supports(self, instance: RoutingInstance) -> str | None:
         # one vehicle type with a fixed or unit distance cost is modelled exactly
         caps = replace(self.capabilities, heterogeneous=True)
