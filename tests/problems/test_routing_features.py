@@ -18,6 +18,7 @@ from rota.problems.routing import (
     VehicleType,
     evaluate,
     schedule,
+    schedules,
 )
 from rota.problems.routing.plot import plot_routes
 
@@ -83,6 +84,8 @@ def test_release_times_hold_the_trip_at_the_depot():
         required=[True, True, True, False, False],
     )
     assert _kinds(late, [1, 2]) == ["time_window"]
+    routes = RoutingSolution.from_lists([[2, 1], [3], [4, 3]]).routes
+    assert schedules(inst, routes) == [schedule(inst, route) for route in routes]
     assert _kinds(late, [1], [2]) == []  # two trips, two departures
 
 

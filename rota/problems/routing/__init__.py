@@ -16,6 +16,7 @@ from rota.problems.routing.evaluation import (
     check_route,
     evaluate,
     schedule,
+    schedules,
 )
 from rota.problems.routing.io import json as routing_json
 from rota.problems.routing.io import read_text, text_format, vrplib
@@ -154,5 +155,5 @@ ROUTING = RoutingProblem()
 __all__ = [
     "FEATURES", "ROUTING", "TOLERANCE", "ClientGroup", "Evaluation", "Route", "RouteReport",
     "RoutingInstance", "RoutingProblem", "RoutingSolution", "Shipment", "VehicleType",
-    "check_route", "evaluate", "schedule",
+    "check_route", "evaluate", "schedule", "schedules",
 ]  # fmt: skip

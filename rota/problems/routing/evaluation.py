@@ -25,6 +25,7 @@ Conventions (those of PyVRP, so that costs agree with it):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,12 @@ def schedule(instance: RoutingInstance, route: Route) -> RouteReport:
     vehicle may not reload, are skipped; :func:`evaluate` reports them.
     """
     return _schedule(_Walk(instance), route)
+
+
+def schedules(instance: RoutingInstance, routes: Sequence[Route]) -> list[RouteReport]:
+    """:func:`schedule` of each of ``routes``, reading the instance once for all of them."""
+    walk = _Walk(instance)
+    return [_schedule(walk, route) for route in routes]
 
 
 def _schedule(walk: _Walk, route: Route) -> RouteReport:
@@ -430,4 +437,4 @@ def evaluate(instance: RoutingInstance, solution: RoutingSolution) -> Evaluation
     return Evaluation(objective, distance, fixed, duration_cost, prizes, routes, tuple(violations))
 
 
-__all__ = ["Evaluation", "RouteReport", "Visit", "evaluate", "schedule"]
+__all__ = ["Evaluation", "RouteReport", "Visit", "evaluate", "schedule", "schedules"]

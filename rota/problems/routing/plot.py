@@ -3,7 +3,7 @@
 Instances without coordinates (ATSP, road matrices) are drawn on a layout from
 classical multidimensional scaling of the symmetrised distance matrix, so
 every instance can be plotted; the title says when that is the case. Paths
-and times come from :func:`~rota.problems.routing.evaluation.schedule`, the
+and times come from :func:`~rota.problems.routing.evaluation.schedules`, the
 evaluator's own walk of each route, so the picture shows what was evaluated:
 end depots, reloads, waits and late arrivals included.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rota.files import save_figure
-from rota.problems.routing.evaluation import RouteReport, schedule
+from rota.problems.routing.evaluation import RouteReport, schedules
 from rota.problems.routing.model import RoutingInstance, RoutingSolution
 
 
@@ -47,7 +47,7 @@ def plot_routes(
     routes = [
         r for r in solution.nonempty_routes if 0 <= r.vehicle_type < len(instance.vehicle_types)
     ]
-    reports = [schedule(instance, route) for route in routes]
+    reports = schedules(instance, routes)
     # A bare Figure, not pyplot: the caller's backend (a notebook's inline one) and open
     # figures stay as they were.
     if instance.is_timed:
