@@ -1,7 +1,7 @@
 """Run processes: fresh interpreters that run one solver's runs, one at a time.
 
 Runs of a bench or of a cluster solve never happen in the process that plans
-them, for three reasons:
+them, for four reasons:
 
 - a crash (segfault, ``os._exit``, out of memory) or a run past its deadline
   is pinned to one run and ends with its process, which leads a process group
