@@ -170,9 +170,10 @@ def serve(
     for family, name, target in registrations.solvers:
         register(name, target, family)
     # A failure to import or configure is left for the runs to record, each with its
-    # own message.
-    with contextlib.suppress(Exception):
-        for family in families_of(solver):
+    # own message; one family's failure (options it does not take) must not keep the
+    # solver of another family from loading.
+    for family in families_of(solver):
+        with contextlib.suppress(Exception):
             backend = get_solver(solver, family)
             if options:
                 backend = backend.configure(**options)

@@ -128,6 +128,19 @@ class PreloadSolver(OrderSolver):
             handle.write(f"preload {os.getpid()} {os.environ.get('OMP_NUM_THREADS')}\n")
 
 
+class NoOptionsSolver:
+    """A contacts solver named like :class:`PreloadSolver` that takes no options."""
+
+    name = PreloadSolver.name
+    problem = "contacts"
+
+    def configure(self, **options):
+        raise ValueError(f"{self.name}: unknown option {sorted(options)[0]!r}")
+
+    def available(self) -> bool:
+        return True
+
+
 class ExactTSPSolver(_TestSolver):
     """Brute force over tours; proves optimality; refuses anything but a TSP."""
 
@@ -567,6 +580,24 @@ def test_a_worker_preloads_its_configured_solver_with_a_share_of_the_cores(
     assert len(solves) == 4
     assert all(pid in preloads and preloads[pid] < k for k, pid in solves)
     assert {words[2] for words in lines if words[0] == "preload"} == {"3"}
+
+
+def test_a_family_refusing_the_options_does_not_stop_another_family_preloading(
+    instances, tmp_path, monkeypatch
+):
+    # the refusing family comes first in the registry, so a worker that gave up at the
+    # first failure would never preload the routing solver
+    routing = ("routing", PreloadSolver.name)
+    target = registry._EXTRA.pop(routing)
+    monkeypatch.setitem(registry._EXTRA, ("contacts", PreloadSolver.name), NoOptionsSolver)
+    monkeypatch.setitem(registry._EXTRA, routing, target)
+    assert registry.families_of(PreloadSolver.name) == ["contacts", "routing"]
+    calls = tmp_path / "calls.log"
+    run_bench(
+        [str(instances / "tiny-atsp.json")], [PreloadSolver.name], [0.05], 1, tmp_path / "out",
+        workers=1, progress=False, solver_options={PreloadSolver.name: {"log": str(calls)}},
+    )  # fmt: skip
+    assert calls.read_text().splitlines()[0].startswith("preload ")
 
 
 def test_threads_per_worker_shares_the_cores_unless_the_user_chose(monkeypatch):
