@@ -62,9 +62,9 @@ def main(path: str) -> None:
         if r.wall_time is not None:
             overruns[key[1]][0] += r.wall_time > r.time_limit + OVERRUN
             overruns[key[1]][1] += 1
-        if r.solved and r.instance in refs:
-            ref = refs[r.instance].value
-            gaps[key].append(100 * (r.objective - ref) / abs(ref))
+        gap = r.sense.gap_pct(r.objective, refs[r.instance].value) if r.solved else None
+        if gap is not None:
+            gaps[key].append(gap)
     for name, title in SETS.items():
         count = len(instances[name])
         print(f"\n### {title}\n")
