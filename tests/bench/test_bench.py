@@ -588,7 +588,8 @@ def test_a_family_refusing_the_options_does_not_stop_another_family_preloading(
     # the refusing family comes first in the registry, so a worker that gave up at the
     # first failure would never preload the routing solver
     routing = ("routing", PreloadSolver.name)
-    target = registry._EXTRA.pop(routing)
+    target = registry._EXTRA[routing]
+    monkeypatch.delitem(registry._EXTRA, routing)
     monkeypatch.setitem(registry._EXTRA, ("contacts", PreloadSolver.name), NoOptionsSolver)
     monkeypatch.setitem(registry._EXTRA, routing, target)
     assert registry.families_of(PreloadSolver.name) == ["contacts", "routing"]
