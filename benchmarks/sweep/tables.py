@@ -1,10 +1,12 @@
 """The README's tables: mean gap (%) per set, solver and budget, from ``runs.csv``.
 
-Gaps are to each instance's bench reference (here the best objective of any
-run: no BKS exists for these sets), as in ``summary.md``; a cell averages the
-instances of its set that the solver solved at that budget, and says how many
-when that is not all of them. Also prints, per solver, how many runs took more
-than their budget plus 0.2 s of wall time.
+Gaps are to each instance's bench reference, as in ``summary.md``: the BKS for
+the X instances, the best objective of any run for the generated sets (no BKS
+exists for them). A cell averages, over the instances of its set that the
+solver solved at that budget, each instance's gap averaged over its feasible
+seeds, and says how many instances when that is not all of them. Also prints,
+per solver, how many runs took more than their budget plus 0.2 s of wall time,
+and every run that returned no feasible solution.
 
 Usage: python benchmarks/sweep/tables.py [runs.csv]
 """
@@ -24,6 +26,9 @@ SETS = {
     "cvrp200": "CVRP n=200",
     "cvrp500": "CVRP n=500",
     "acvrp100": "Helsinki ACVRP100 (held out)",
+    "x": "CVRPLIB X instances of ../shared (n = 101 to 1001), gap to BKS",
+    "x-small": "X instances with n <= 200 (the sizes the CVRP100 model serves), gap to BKS",
+    "x-large": "X instances with n >= 400, gap to BKS",
 }
 SOLVERS = [
     ("pyvrp", {}),
@@ -42,8 +47,12 @@ def label(solver: str, options: dict) -> str:
     return f"hybrid ({options['seeds'].replace(',', '+')} seeds)"
 
 
-def set_of(instance: str) -> str:
-    return Path(instance.split("#")[0]).stem
+def sets_of(instance: str) -> list[str]:
+    stem = Path(instance.split("#")[0]).stem
+    if not stem.startswith("X-n"):
+        return [stem]
+    size = int(stem.split("-")[1][1:])
+    return ["x"] + (["x-small"] if size <= 201 else []) + (["x-large"] if size >= 401 else [])
 
 
 def main(path: str) -> None:
@@ -51,27 +60,35 @@ def main(path: str) -> None:
     refs, warnings = references(runs)
     for warning in warnings:
         print("warning:", warning)
-    gaps: dict[tuple, list[float]] = defaultdict(list)
+    gaps: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    failures: list[str] = []
     instances: dict[str, set[str]] = defaultdict(set)
-    overruns: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    overruns: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     budgets = sorted({r.time_limit for r in runs})
     for r in runs:
         options = json.loads(r.options or "{}")
-        key = (set_of(r.instance), label(r.solver, options), r.time_limit)
-        instances[key[0]].add(r.instance)
+        sets, solver = sets_of(r.instance), label(r.solver, options)
+        for name in sets:
+            instances[name].add(r.instance)
+            if r.solved:
+                gap = r.sense.gap_pct(r.objective, refs[r.instance].value)
+                gaps[(name, solver, r.time_limit)][r.instance].append(gap)
         if r.wall_time is not None:
-            overruns[key[1]][0] += r.wall_time > r.time_limit + OVERRUN
-            overruns[key[1]][1] += 1
-        gap = r.sense.gap_pct(r.objective, refs[r.instance].value) if r.solved else None
-        if gap is not None:
-            gaps[key].append(gap)
+            where = "X instances" if sets[0] == "x" else "generated sets"
+            overruns[(where, solver)][0] += r.wall_time > r.time_limit + OVERRUN
+            overruns[(where, solver)][1] += 1
+        if not r.solved:
+            failures.append(f"{Path(r.instance).stem} {solver} {r.time_limit:g} s seed {r.seed}")
     for name, title in SETS.items():
         count = len(instances[name])
         print(f"\n### {title}\n")
         print("| solver | " + " | ".join(f"{b:g} s" for b in budgets) + " |")
         print("|---|" + "---:|" * len(budgets))
         for solver, options in SOLVERS:
-            cells = [gaps.get((name, label(solver, options), b), []) for b in budgets]
+            cells = [
+                [mean(seeds) for seeds in gaps.get((name, label(solver, options), b), {}).values()]
+                for b in budgets
+            ]
             if not any(cells):
                 continue
             text = [
@@ -81,8 +98,11 @@ def main(path: str) -> None:
             print(f"| {label(solver, options)} | " + " | ".join(text) + " |")
         print(f"\n{count} instances")
     print(f"\nruns over their budget by more than {OVERRUN} s of wall time:")
-    for solver, (over, total) in overruns.items():
-        print(f"- {solver}: {over} of {total}")
+    for (where, solver), (over, total) in sorted(overruns.items()):
+        print(f"- {where}, {solver}: {over} of {total}")
+    print(f"\nruns with no feasible solution: {len(failures)}")
+    for failure in failures:
+        print("-", failure)
 
 
 if __name__ == "__main__":
