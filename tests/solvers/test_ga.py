@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ from .conformance import FEATURE_KINDS, TINY_KINDS, SolverConformance, tiny_inst
 
 torch = pytest.importorskip("torch")
 
+from rota.solvers.ga import search  # noqa: E402
 from rota.solvers.ga.eax import routes_of  # noqa: E402
 from rota.solvers.ga.encoding import encode  # noqa: E402
 from rota.solvers.ga.local_search import (  # noqa: E402
@@ -317,18 +319,32 @@ def test_same_seed_same_result_and_another_seed_searches_differently() -> None:
     assert first.objective == again.objective
 
 
-def test_initial_individuals_searched_in_one_pass_or_the_first_few_first_agree() -> None:
-    # under a time limit the first few initial individuals are searched and repaired
-    # before the others; without one all go in one pass, which must change nothing
+@pytest.mark.parametrize("start", ["nearest", "random"])
+def test_initial_individuals_built_in_one_pass_or_the_first_few_first_agree(start: str) -> None:
+    # under a time limit the first few initial individuals are built, searched and
+    # repaired before the others are built; without one all go in one pass, which must
+    # change nothing (not even the random draws that follow)
     instances = [random_instance(seed, 25, kind) for seed, kind in ((8, "cvrp"), (9, "vrptw"))]
-    one_pass = solve(instances, iterations=2)
+    one_pass = solve(instances, iterations=2, start=start)
     first_few_first = rota.solve(
         instances, solver="ga", stop="iterations=2,time=1000", seed=3, device="cpu",
-        population=8, offspring=8,
+        population=8, offspring=8, start=start,
     )  # fmt: skip
     for a, b in zip(one_pass, first_few_first, strict=True):
         assert a.solution == b.solution
         assert a.objective == b.objective
+
+
+def test_a_run_with_no_time_to_build_the_rest_returns_the_first_few(monkeypatch) -> None:
+    # as if building the other initial individuals would overrun the limit: the run ends
+    # with the first few, searched and repaired, and runs no generation on them
+    monkeypatch.setattr(search, "_REST_BUILD_RATIO", math.inf)
+    instance = random_instance(4, 30, "cvrp")
+    result = rota.solve(instance, solver="ga", time_limit=60, seed=3, device="cpu")
+    assert result.stats["generations"] == 0
+    assert result.status is rota.Status.FEASIBLE
+    report = rota.evaluate(instance, result.solution)
+    assert report.feasible and report.objective == result.objective
 
 
 @pytest.mark.parametrize("start", ["nearest", "random"])

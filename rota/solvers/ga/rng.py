@@ -39,6 +39,11 @@ class CounterRng:
         bits = _mix(call ^ _mix(index.to(torch.int64) + 0x632BE59BD9B4E019))
         return _shr(bits, 11).to(torch.float64) * 2.0**-53
 
+    def replay_from(self, calls: int) -> None:
+        """Number the next draws from ``calls + 1`` again, so that a draw made in parts
+        (over parts of its index) gets the numbers the whole draw would."""
+        self.calls = calls
+
     def arange_uniform(self, *shape: int) -> torch.Tensor:
         """``uniform`` of the row-major indices of ``shape`` (shapes free of padding only)."""
         size = 1

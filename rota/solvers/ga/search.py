@@ -14,6 +14,7 @@ kept). The best feasible solution ever seen per instance is kept apart.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -31,6 +32,9 @@ from rota.solvers.stopping import Stop
 _STRIDE = 1 << 24
 #: Initial individuals searched and repaired before the others.
 _SEARCHED_FIRST = 4
+#: Building the other 21 initial individuals took 1.6 to 2.2 times as long as building
+#: the first 4 (X-n502 to X-n1001, one core).
+_REST_BUILD_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -98,29 +102,34 @@ def _initial_weights(batch: Batch) -> torch.Tensor:
 
 
 def _client_keys(
-    batch: Batch, rng: CounterRng, count: int
+    batch: Batch, rng: CounterRng, count: int, first: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One uniform key per individual and client (B, count, N), drawn by the index
-    ``individual * _STRIDE + client`` so that padding never shifts it, with 2 (after
+    """One uniform key per individual and client (B, count, N) for individuals ``first``
+    to ``first + count - 1``, drawn by the index ``individual * _STRIDE + client`` so
+    that neither padding nor building the individuals in parts shifts it, with 2 (after
     every real key) for padding; also that index and the mask of real clients."""
     B, N = batch.size, batch.nodes - 1
     nodes = torch.arange(1, N + 1, device=batch.device)
-    index = torch.arange(count, device=batch.device).view(count, 1) * _STRIDE + nodes
+    individuals = torch.arange(first, first + count, device=batch.device)
+    index = individuals.view(count, 1) * _STRIDE + nodes
     valid = (nodes <= batch.n.view(B, 1, 1)).expand(B, count, N)
     keys = torch.where(valid, rng.uniform(index).expand(B, count, N), 2.0)
     return keys, index, valid
 
 
-def _random_tours(batch: Batch, rng: CounterRng, count: int) -> torch.Tensor:
-    order = _client_keys(batch, rng, count)[0].argsort(dim=2)
+def _random_tours(batch: Batch, rng: CounterRng, count: int, first: int = 0) -> torch.Tensor:
+    order = _client_keys(batch, rng, count, first)[0].argsort(dim=2)
     tours = (order + 1).where(order + 1 <= batch.n.view(batch.size, 1, 1), 0)
     return tours
 
 
-def _nearest_tours(batch: Batch, rng: CounterRng, count: int, spread: float) -> torch.Tensor:
-    """Giant tours that walk to the nearest client left, each individual from its own
-    random client and with its own bias: client ``c`` looks ``1 + spread * u`` times as
-    far as it is (``u`` uniform, one per individual and client), so the walks differ.
+def _nearest_tours(
+    batch: Batch, rng: CounterRng, count: int, spread: float, first: int = 0
+) -> torch.Tensor:
+    """Giant tours of individuals ``first`` to ``first + count - 1`` that walk to the
+    nearest client left, each individual from its own random client and with its own
+    bias: client ``c`` looks ``1 + spread * u`` times as far as it is (``u`` uniform,
+    one per individual and client), so the walks differ.
 
     With time windows the walk keeps a clock. It goes on to the client nearest by cost
     plus waiting (priced at the initial time-warp weight) among those it reaches before
@@ -134,7 +143,7 @@ def _nearest_tours(batch: Batch, rng: CounterRng, count: int, spread: float) -> 
     its split is often feasible as it is.
     """
     B, N = batch.size, batch.nodes - 1
-    keys, index, valid = _client_keys(batch, rng, count)
+    keys, index, valid = _client_keys(batch, rng, count, first)
     bias = (1.0 + spread * rng.uniform(index)).expand(B, count, N)
     # row c - 1 of the client-to-client costs of an instance is client c's way out
     arcs = batch.cost[:, 1:, 1:]
@@ -208,36 +217,58 @@ def run(
     def out_of_time() -> bool:
         return stop.out_of_time or stop.interrupted
 
-    if settings.start == "nearest":
-        tours = _nearest_tours(batch, rng, P, settings.spread)
-    else:
-        tours = _random_tours(batch, rng, P)
-    seq = split(batch, tours, weights)
-    for b, flats in enumerate(starts):
-        for i, flat in enumerate(flats[:P]):
-            seq[b, i] = torch.as_tensor(flat, dtype=torch.int64, device=batch.device)
-    given = _Scored(batch, seq, weights)
+    def initial(first: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Individuals ``first`` to ``first + count - 1``: giant tours and their split."""
+        if settings.start == "nearest":
+            tours = _nearest_tours(batch, rng, count, settings.spread, first)
+        else:
+            tours = _random_tours(batch, rng, count, first)
+        return tours, split(batch, tours, weights)
+
     # As offspring are, the initial individuals are searched and the infeasible ones
     # repaired: at the initial penalties the search leaves nearly every individual
     # infeasible (R101, RC105 and X-n153: all 25), so a run cut short had only its
     # unsearched tours as solutions (R101 at 1 s: 25 % above the BKS; 1.4 % from one
-    # repaired individual). The first few go through both before the others: a round
-    # costs about in proportion to the individuals in it, so under a short time limit a
-    # few finished individuals come sooner than many half-searched ones. Each individual
-    # is searched alone, so without a cut the order changes nothing, and a run with no
-    # time limit searches them all in one pass: a round's cost on a GPU barely depends on
-    # its rows, and two passes took 78 rounds where one takes 41 (128 CVRP100, P = 8).
-    first = (torch.arange(P, device=batch.device) < _SEARCHED_FIRST).expand(B, P)
-    parts = (first, ~first) if math.isfinite(stop.time_limit) else (torch.ones_like(first),)
+    # repaired individual). Under a time limit the first few (at least the warm starts)
+    # are built and go through both before the others are even built: a round costs
+    # about in proportion to the individuals in it, and on X-n1001 building all 25 took
+    # 0.56 s where 4 took 0.22 s, so under a short limit a few finished individuals come
+    # sooner than many half-built ones (X-n1001 at 0.5 s ran for 0.6 to 1 s before).
+    # Each individual is built and searched alone, so without a cut the parts change
+    # nothing, and a run with no time limit builds and searches them all in one pass: a
+    # round's cost on a GPU barely depends on its rows, and two passes took 78 rounds
+    # where one takes 41 (128 CVRP100, P = 8).
+    widest = max((len(flats) for flats in starts), default=0)
+    cut = min(P, max(_SEARCHED_FIRST, widest)) if math.isfinite(stop.time_limit) else P
     strong = weights * settings.repair_factor
-    for part in parts:
-        seq = local_search(batch, seq, weights, out_of_time, searched=part)
-        broken = part & ~_feasible(_Scored(batch, seq, weights), tolerance)
-        seq = local_search(batch, seq, strong, out_of_time, searched=broken)
-    population = _Scored(batch, seq, weights)
     best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
     cost = torch.full((B,), torch.inf, dtype=torch.float64, device=batch.device)
-    best, cost = _keep_best(given, best, cost, tolerance)
+    built_tours, built_seq = [], []
+    calls = rng.calls
+    first_build = 0.0
+    for first, count in ((0, cut), (cut, P - cut)):
+        # building the rest when it would end past the limit only delays the result:
+        # unsearched, they rarely hold the best, and with no time left no generation runs
+        if count == 0 or (first > 0 and stop.remaining < _REST_BUILD_RATIO * first_build):
+            break
+        started = time.perf_counter()
+        rng.replay_from(calls)
+        part_tours, seq = initial(first, count)
+        if first == 0:
+            first_build = time.perf_counter() - started
+            for b, flats in enumerate(starts):
+                for i, flat in enumerate(flats[:P]):
+                    seq[b, i] = torch.as_tensor(flat, dtype=torch.int64, device=batch.device)
+        best, cost = _keep_best(_Scored(batch, seq, weights), best, cost, tolerance)
+        seq = local_search(batch, seq, weights, out_of_time)
+        broken = ~_feasible(_Scored(batch, seq, weights), tolerance)
+        seq = local_search(batch, seq, strong, out_of_time, searched=broken)
+        built_tours.append(part_tours)
+        built_seq.append(seq)
+    tours, seq = torch.cat(built_tours, dim=1), torch.cat(built_seq, dim=1)
+    # cut after the first part, the population is short of P: the run ends with it
+    complete = seq.shape[1] == P
+    population = _Scored(batch, seq, weights)
     best, cost = _keep_best(population, best, cost, tolerance)
     missing = ~torch.isfinite(cost)
     if bool(missing.any()):
@@ -250,7 +281,7 @@ def run(
         cost = torch.where(missing, value, cost)
 
     generations = 0
-    while not out_of_time():
+    while complete and not out_of_time():
         fitness = biased_fitness(
             population.cost(weights), broken_pairs(batch, population.seq), settings.elite,
             settings.close,
