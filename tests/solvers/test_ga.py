@@ -335,16 +335,28 @@ def test_initial_individuals_built_in_one_pass_or_the_first_few_first_agree(star
         assert a.objective == b.objective
 
 
-def test_a_run_with_no_time_to_build_the_rest_returns_the_first_few(monkeypatch) -> None:
+def _without_time_to_build_the_rest(instance, seed, monkeypatch):
     # as if building the other initial individuals would overrun the limit: the run ends
     # with the first few, searched and repaired, and runs no generation on them
     monkeypatch.setattr(search, "_REST_BUILD_RATIO", math.inf)
-    instance = random_instance(4, 30, "cvrp")
-    result = rota.solve(instance, solver="ga", time_limit=60, seed=3, device="cpu")
+    result = rota.solve(instance, solver="ga", time_limit=60, seed=seed, device="cpu")
     assert result.stats["generations"] == 0
     assert result.status is rota.Status.FEASIBLE
     report = rota.evaluate(instance, result.solution)
     assert report.feasible and report.objective == result.objective
+
+
+def test_a_run_with_no_time_to_build_the_rest_returns_the_first_few(monkeypatch) -> None:
+    _without_time_to_build_the_rest(random_instance(4, 30, "cvrp"), 3, monkeypatch)
+
+
+def test_when_the_first_few_stay_infeasible_every_tour_is_split_for_an_incumbent(
+    monkeypatch, shared_instances
+) -> None:
+    # X-n153's capacity is tight: seed 1's first four individuals stay infeasible after
+    # search and repair, and only the repair split of all 25 tours finds a feasible one
+    instance = rota.read(shared_instances / "cvrp" / "X-n153-k22.vrp")
+    _without_time_to_build_the_rest(instance, 1, monkeypatch)
 
 
 @pytest.mark.parametrize("start", ["nearest", "random"])

@@ -217,13 +217,15 @@ def run(
     def out_of_time() -> bool:
         return stop.out_of_time or stop.interrupted
 
-    def initial(first: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Individuals ``first`` to ``first + count - 1``: giant tours and their split."""
+    calls = rng.calls
+
+    def initial_tours(first: int, count: int) -> torch.Tensor:
+        """Giant tours of individuals ``first`` to ``first + count - 1``, drawn with the
+        numbers that building all of them at once would draw."""
+        rng.replay_from(calls)
         if settings.start == "nearest":
-            tours = _nearest_tours(batch, rng, count, settings.spread, first)
-        else:
-            tours = _random_tours(batch, rng, count, first)
-        return tours, split(batch, tours, weights)
+            return _nearest_tours(batch, rng, count, settings.spread, first)
+        return _random_tours(batch, rng, count, first)
 
     # As offspring are, the initial individuals are searched and the infeasible ones
     # repaired: at the initial penalties the search leaves nearly every individual
@@ -244,7 +246,6 @@ def run(
     best = torch.zeros((B, batch.length), dtype=torch.int64, device=batch.device)
     cost = torch.full((B,), torch.inf, dtype=torch.float64, device=batch.device)
     built_tours, built_seq = [], []
-    calls = rng.calls
     first_build = 0.0
     for first, count in ((0, cut), (cut, P - cut)):
         # building the rest when it would end past the limit only delays the result:
@@ -252,8 +253,8 @@ def run(
         if count == 0 or (first > 0 and stop.remaining < _REST_BUILD_RATIO * first_build):
             break
         started = time.perf_counter()
-        rng.replay_from(calls)
-        part_tours, seq = initial(first, count)
+        part_tours = initial_tours(first, count)
+        seq = split(batch, part_tours, weights)
         if first == 0:
             first_build = time.perf_counter() - started
             for b, flats in enumerate(starts):
@@ -274,7 +275,12 @@ def run(
     if bool(missing.any()):
         # The first local search left every individual infeasible (or time cut it short):
         # the same tours split under the repair weights often give an incumbent. Only the
-        # instances without one take it, so a batch still agrees with one by one.
+        # instances without one take it, so a batch still agrees with one by one. Every
+        # individual's tour takes part, those not built yet too: with only the first few
+        # X-n153 (seed 1, 0.5 s) had none.
+        if not complete:
+            built = tours.shape[1]
+            tours = torch.cat([tours, initial_tours(built, P - built)], dim=1)
         strict = _Scored(batch, split(batch, tours, strong), weights)
         found, value = _keep_best(strict, best, cost, tolerance)
         best = torch.where(missing.unsqueeze(1), found, best)
