@@ -350,11 +350,12 @@ def test_a_run_with_no_time_to_build_the_rest_returns_the_first_few(monkeypatch)
     _without_time_to_build_the_rest(random_instance(4, 30, "cvrp"), 3, monkeypatch)
 
 
-def test_when_the_first_few_stay_infeasible_every_tour_is_split_for_an_incumbent(
+def test_when_the_first_few_give_no_incumbent_the_others_tours_are_split_too(
     monkeypatch, shared_instances
 ) -> None:
     # X-n153's capacity is tight: seed 1's first four individuals stay infeasible after
-    # search and repair, and only the repair split of all 25 tours finds a feasible one
+    # search and repair, and so do their tours' repair splits; the other 21 tours' give
+    # a feasible one
     instance = rota.read(shared_instances / "cvrp" / "X-n153-k22.vrp")
     _without_time_to_build_the_rest(instance, 1, monkeypatch)
 
