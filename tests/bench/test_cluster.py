@@ -386,6 +386,16 @@ def test_cli_bench_on_a_local_cluster(tmp_path):
     assert "ran on 2 Dask worker processes (2 threads) on 1 host" in summary
 
 
+def test_a_local_clusters_runs_get_one_openmp_thread_each(monkeypatch):
+    # one run per worker thread and one thread per worker process: Dask's nannies start
+    # their workers with OMP_NUM_THREADS=1, and a run process inherits its worker's
+    # environment, where torch reads it; a change of that default would show here
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with rota_cluster.connect("local", workers=2) as client:
+        seen = client.run(os.environ.get, "OMP_NUM_THREADS")
+    assert list(seen.values()) == ["1", "1"]
+
+
 @contextlib.contextmanager
 def _closed_port() -> Iterator[int]:
     """A port nothing listens on, held bound meanwhile: a port only probed and released
