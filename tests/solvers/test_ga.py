@@ -335,6 +335,19 @@ def test_initial_individuals_built_in_one_pass_or_the_first_few_first_agree(star
         assert a.objective == b.objective
 
 
+def test_warm_starts_beyond_the_first_few_all_join_the_first_part() -> None:
+    # six warm starts: under a time limit the first part holds all six, as one pass does
+    instance = random_instance(5, 25, "cvrp")
+    starts = [solve(instance, seed=s, iterations=1).solution for s in range(6)]
+    one_pass = solve(instance, iterations=2, warm_start=starts)
+    in_parts = rota.solve(
+        instance, solver="ga", stop="iterations=2,time=1000", seed=3, device="cpu",
+        population=8, offspring=8, warm_start=starts,
+    )  # fmt: skip
+    assert one_pass.solution == in_parts.solution
+    assert one_pass.objective == in_parts.objective
+
+
 def _without_time_to_build_the_rest(instance, seed, monkeypatch):
     # as if building the other initial individuals would overrun the limit: the run ends
     # with the first few, searched and repaired, and runs no generation on them
