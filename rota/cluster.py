@@ -33,6 +33,7 @@ Nothing here imports Dask until a cluster is used.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import threading
@@ -106,11 +107,16 @@ def connect(address: str, workers: int | None = None) -> Iterator[Any]:
     try:
         client = Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ValueError(
-            f"cannot connect to a Dask scheduler at {address}: {_one_line(exc)}"
-        ) from None
-    with client:
-        yield client
+        reason = _one_line(exc)
+    else:
+        with client:
+            yield client
+        return
+    # The half-made Client, held only by the failure's traceback (gone with the except
+    # block), closes itself when collected. Collected while another Client starts, it
+    # waits on the lock that start holds: a test suite hung there. So it goes now.
+    gc.collect()
+    raise ValueError(f"cannot connect to a Dask scheduler at {address}: {reason}")
 
 
 def _rota_version() -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gc
 import io
 import json
 import os
@@ -406,6 +407,25 @@ def _closed_port() -> Iterator[int]:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["nonsense", "tcp://127.0.0.1:{port}"])
+def test_a_failed_connection_leaves_no_client_for_the_collector(monkeypatch, address):
+    # a half-made Client collected later, while another Client starts, deadlocks it
+    monkeypatch.setattr(rota_cluster, "CONNECT_TIMEOUT", 1.0)
+
+    def clients() -> int:
+        return sum(isinstance(o, Client) for o in gc.get_objects())
+
+    gc.collect()
+    before = clients()
+    with (
+        _closed_port() as port,
+        pytest.raises(ValueError, match="cannot connect"),
+        rota_cluster.connect(address.format(port=port)),
+    ):
+        pass
+    assert clients() == before
 
 
 @pytest.mark.parametrize(
