@@ -415,7 +415,7 @@ def test_a_failed_connection_leaves_no_client_for_the_collector(monkeypatch, add
     monkeypatch.setattr(rota_cluster, "CONNECT_TIMEOUT", 1.0)
 
     def clients() -> int:
-        return sum(isinstance(o, Client) for o in gc.get_objects())
+        return sum(type(o) is Client for o in gc.get_objects())
 
     gc.collect()
     before = clients()
