@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
-from rota.bench.report import latest, read_runs, references
+from rota.bench.report import Run, latest, read_runs, references
 
 SETS = {
     "cvrp100": "CVRP n=100",
@@ -47,12 +47,13 @@ def label(solver: str, options: dict) -> str:
     return f"hybrid ({options['seeds'].replace(',', '+')} seeds)"
 
 
-def sets_of(instance: str) -> list[str]:
-    stem = Path(instance.split("#")[0]).stem
-    if not stem.startswith("X-n"):
-        return [stem]
-    size = int(stem.split("-")[1][1:])
-    return ["x"] + (["x-small"] if size <= 201 else []) + (["x-large"] if size >= 401 else [])
+def sets_of(run: Run) -> list[str]:
+    """The tables a run counts in: its file's for a generated set; for an X instance, that
+    of all ten and that of its size band (``size`` counts clients: X-n200 has 199)."""
+    if not run.name.startswith("X-n"):
+        return [Path(run.instance.split("#")[0]).stem]
+    bands = (["x-small"] if run.size <= 200 else []) + (["x-large"] if run.size >= 400 else [])
+    return ["x", *bands]
 
 
 def main(path: str) -> None:
@@ -67,7 +68,7 @@ def main(path: str) -> None:
     budgets = sorted({r.time_limit for r in runs})
     for r in runs:
         options = json.loads(r.options or "{}")
-        sets, solver = sets_of(r.instance), label(r.solver, options)
+        sets, solver = sets_of(r), label(r.solver, options)
         for name in sets:
             instances[name].add(r.instance)
             if r.solved:
